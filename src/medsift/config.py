@@ -1,0 +1,217 @@
+"""Validated YAML configs with dotted ``--set key=value`` overrides.
+
+Each (task, method) pair registers its own pydantic schema; every schema rejects unknown keys, so a
+typo such as ``warmup_step`` fails at load time instead of being silently ignored. Field names reuse
+``transformers.TrainingArguments`` names wherever they mean the same thing.
+
+A config may be a path to a YAML file or the name of a shipped config (``medsift configs`` lists them).
+Relative data paths are resolved against the current working directory; ``sample:NAME`` points to a
+file of the bundled sample (``src/medsift/data``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from medsift.errors import ConfigError
+
+SHIPPED_PACKAGE = "medsift.configs"
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class TrainingSection(StrictModel):
+    """Optimisation settings, passed through to ``transformers.TrainingArguments`` under the same names."""
+
+    learning_rate: float = 2e-5
+    per_device_train_batch_size: int = 16
+    per_device_eval_batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    num_train_epochs: float = 3.0
+    max_steps: int = -1
+    lr_scheduler_type: str = "linear"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    label_smoothing_factor: float = 0.0
+    fp16: bool = False
+    bf16: bool = False
+    eval_strategy: Literal["epoch", "steps"] = "epoch"
+    eval_steps: int | None = None
+    save_total_limit: int | None = 2
+    logging_steps: int = 10
+    report_to: list[str] = Field(default_factory=list)
+    group_by_length: bool = True
+    dataloader_num_workers: int = 0
+    gradient_checkpointing: bool = False
+    use_cpu: bool = False
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Any other TrainingArguments field, passed through unchanged (e.g. deepspeed, fsdp, optim).",
+    )
+
+    def to_training_arguments(self, output_dir: str | Path, *, seed: int, metric_for_best_model: str, **more: Any):
+        """Build ``TrainingArguments``; evaluation and saving share one strategy so the best checkpoint is kept."""
+        from transformers import TrainingArguments
+
+        kwargs = self.model_dump(exclude={"extra"})
+        kwargs["save_strategy"] = kwargs["eval_strategy"]
+        if kwargs["eval_strategy"] == "steps":
+            kwargs["save_steps"] = kwargs["eval_steps"]
+        kwargs.update(
+            output_dir=str(output_dir),
+            seed=seed,
+            data_seed=seed,
+            load_best_model_at_end=True,
+            metric_for_best_model=metric_for_best_model,
+            greater_is_better=True,
+            save_safetensors=True,
+            disable_tqdm=more.pop("disable_tqdm", False),
+        )
+        kwargs.update(more)
+        kwargs.update(self.extra)
+        if not kwargs["report_to"]:
+            kwargs["report_to"] = "none"
+        try:
+            return TrainingArguments(**kwargs)
+        except (TypeError, ValueError) as exc:  # an invalid combination the library itself rejects
+            raise ConfigError(f"training: {exc}") from exc
+
+
+# --- registry of schemas -------------------------------------------------------------------------
+
+_SCHEMAS: dict[tuple[str, str], type[StrictModel]] = {}
+
+
+def register_schema(task: str, method: str) -> Callable[[type[StrictModel]], type[StrictModel]]:
+    """Class decorator: the schema for configs with ``task: TASK`` and ``method: METHOD``."""
+
+    def deco(cls: type[StrictModel]) -> type[StrictModel]:
+        _SCHEMAS[(task, method)] = cls
+        return cls
+
+    return deco
+
+
+def _load_schema_modules() -> None:
+    # Importing the task packages registers their schemas; kept lazy so `medsift --help` stays fast.
+    import importlib
+
+    for module in ("medsift.ade.config", "medsift.impacts.config", "medsift.llm.config"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Names and paths of the configs shipped with medsift (``src/medsift/configs/*.yaml``)."""
+    root = resources.files(SHIPPED_PACKAGE)
+    return {p.name.removesuffix(".yaml"): Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def locate_config(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = shipped_configs()
+    key = str(name_or_path).removesuffix(".yaml")
+    if key in shipped:
+        return shipped[key]
+    raise ConfigError(f"no config file '{name_or_path}' and no shipped config of that name (shipped: {', '.join(sorted(shipped))})")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` → (["a","b","c"], value parsed as YAML, so numbers, booleans and lists work)."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value, got '{item}'")
+    key, raw = item.split("=", 1)
+    keys = [k for k in key.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"--set has an empty key in '{item}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse value '{raw}': {exc}") from exc
+    return keys, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    data = copy.deepcopy(raw)
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = data
+        for k in keys[:-1]:
+            if not isinstance(node.get(k), dict):
+                node[k] = {} if node.get(k) is None else node[k]
+                if not isinstance(node[k], dict):
+                    raise ConfigError(f"--set {item}: '{k}' is not a section")
+            node = node[k]
+        node[keys[-1]] = value
+    return data
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid YAML: {exc}", file=path) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("a config must be a YAML mapping", file=path)
+    return data
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = "unknown key (not in the schema)" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def parse_config(raw: dict[str, Any], *, source: str | Path | None = None) -> StrictModel:
+    """Validate a raw mapping against the schema its ``task``/``method`` select."""
+    _load_schema_modules()
+    task = raw.get("task")
+    method = raw.get("method", "encoder")
+    schema = _SCHEMAS.get((task, method))
+    if schema is None:
+        known = ", ".join(f"task={t} method={m}" for t, m in sorted(_SCHEMAS))
+        raise ConfigError(f"unknown task/method '{task}'/'{method}' (known: {known})", file=source)
+    try:
+        return schema.model_validate({**raw, "method": method})
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc), file=source) from exc
+
+
+def load_config(name_or_path: str | Path, overrides: Iterable[str] = ()) -> StrictModel:
+    """Load, override and validate a config file or a shipped config name."""
+    path = locate_config(name_or_path)
+    raw = apply_overrides(read_yaml(path), overrides)
+    return parse_config(raw, source=path)
+
+
+def resolve_data_path(value: str | Path) -> Path:
+    """``sample:NAME`` → the bundled sample file; other paths are relative to the working directory."""
+    text = str(value)
+    if text.startswith("sample:"):
+        from medsift.data import sample_path
+
+        return sample_path(text.removeprefix("sample:"))
+    return Path(text).expanduser()
