@@ -1,0 +1,61 @@
+"""Plumbing shared by every trainer (ADE classifier, impact tagger, LLM): seeds, resume, best-checkpoint export.
+
+The loop itself is ``transformers.Trainer``; medsift only decides where checkpoints go and how a killed
+run picks up again: starting the same command again finds the newest ``checkpoint-*`` in the seed's
+``checkpoints/`` folder and resumes from it (optimizer, scheduler, RNG states and all), so the final
+metrics equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from medsift.io.atomic import atomic_write_text
+
+DONE_MARKER = "DONE"
+
+
+def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
+    """The newest complete ``checkpoint-<step>`` folder, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    path = Path(checkpoint_dir)
+    if not path.is_dir():
+        return None
+    return get_last_checkpoint(str(path))
+
+
+def seed_is_done(seed_dir: str | Path) -> bool:
+    return (Path(seed_dir) / DONE_MARKER).exists()
+
+
+def mark_seed_done(seed_dir: str | Path, summary: dict[str, Any]) -> None:
+    atomic_write_text(Path(seed_dir) / DONE_MARKER, json.dumps(summary, default=float) + "\n")
+
+
+def train_resumable(trainer: Any, checkpoint_dir: str | Path) -> Any:
+    """Run ``trainer.train``, resuming from the newest checkpoint under ``checkpoint_dir`` if there is one."""
+    resume = last_checkpoint(checkpoint_dir)
+    return trainer.train(resume_from_checkpoint=resume)
+
+
+def epoch_history(trainer: Any) -> list[dict[str, Any]]:
+    """Per-evaluation records (epoch, step, eval metrics, the latest training loss) from the trainer's log."""
+    history: list[dict[str, Any]] = []
+    last_loss = None
+    for entry in trainer.state.log_history:
+        if "loss" in entry:
+            last_loss = entry["loss"]
+        if any(k.startswith("eval_") for k in entry):
+            record = {k: v for k, v in entry.items() if k.startswith("eval_") or k in ("epoch", "step")}
+            record["train_loss"] = last_loss
+            history.append(record)
+    return history
+
+
+def remove_checkpoints(checkpoint_dir: str | Path) -> None:
+    """Drop intermediate checkpoints once the best model is exported (they hold optimizer states: large)."""
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
