@@ -41,7 +41,7 @@ class TrainingSection(StrictModel):
     num_train_epochs: float = 3.0
     max_steps: int = -1
     lr_scheduler_type: str = "linear"
-    warmup_ratio: float = 0.0
+    warmup_steps: float = Field(0.0, description="An int is a step count; a float in [0, 1) a ratio of all steps.")
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     label_smoothing_factor: float = 0.0
@@ -52,7 +52,7 @@ class TrainingSection(StrictModel):
     save_total_limit: int | None = 2
     logging_steps: int = 10
     report_to: list[str] = Field(default_factory=list)
-    group_by_length: bool = True
+    train_sampling_strategy: Literal["random", "sequential", "group_by_length"] = "group_by_length"
     dataloader_num_workers: int = 0
     gradient_checkpointing: bool = False
     use_cpu: bool = False
@@ -66,6 +66,8 @@ class TrainingSection(StrictModel):
         from transformers import TrainingArguments
 
         kwargs = self.model_dump(exclude={"extra"})
+        if kwargs["warmup_steps"] >= 1:
+            kwargs["warmup_steps"] = int(kwargs["warmup_steps"])
         kwargs["save_strategy"] = kwargs["eval_strategy"]
         if kwargs["eval_strategy"] == "steps":
             kwargs["save_steps"] = kwargs["eval_steps"]
@@ -76,7 +78,6 @@ class TrainingSection(StrictModel):
             load_best_model_at_end=True,
             metric_for_best_model=metric_for_best_model,
             greater_is_better=True,
-            save_safetensors=True,
             disable_tqdm=more.pop("disable_tqdm", False),
         )
         kwargs.update(more)
