@@ -78,13 +78,19 @@ def oversample_positives(
     return repeated.iloc[order].reset_index(drop=True)
 
 
-def _allocate(n: int, fractions: list[float]) -> list[int]:
-    """Split ``n`` rows by ``fractions`` (largest remainder), giving leftovers to the earliest splits."""
+def _allocate(n: int, fractions: list[float], behind: list[float]) -> list[int]:
+    """Split ``n`` rows by ``fractions``: each split gets the floor of its share or one more.
+
+    The rows left after the floors go to the largest remainders plus ``behind`` (how far each split
+    already trails its share over the earlier strata), so many small strata do not all round the same way.
+    """
     exact = [n * f for f in fractions]
     counts = [int(np.floor(x)) for x in exact]
-    remainders = sorted(range(len(fractions)), key=lambda i: (-(exact[i] - counts[i]), i))
-    for i in remainders[: n - sum(counts)]:
+    order = sorted(range(len(fractions)), key=lambda i: (-(exact[i] - counts[i] + behind[i]), i))
+    for i in order[: n - sum(counts)]:
         counts[i] += 1
+    for i in range(len(fractions)):
+        behind[i] += exact[i] - counts[i]
     return counts
 
 
@@ -97,12 +103,13 @@ def stratified_split(
 ) -> dict[str, pd.DataFrame]:
     """Split ``frame`` into named parts, stratified jointly on the ``by`` columns.
 
-    ``fractions`` maps split names to fractions summing to 1 (e.g. ``{"train": .8, "val": .1, "calib": .1}``);
-    a float ``f`` means ``{"train": 1 - f, "test": f}``. In each stratum the rows are shuffled with
-    ``seed`` and cut by largest remainder, so every split gets its share within one row. A stratum with
-    fewer rows than splits is too small to split and goes whole to the FIRST split (the training part), so
-    that no class/language combination is lost from training. The parts partition the input exactly (same
-    rows, index kept, none lost or duplicated). Missing values in ``by`` form their own stratum.
+        ``fractions`` maps split names to fractions summing to 1 (e.g. ``{"train": .8, "val": .1, "calib": .1}``);
+        a float ``f`` means ``{"train": 1 - f, "test": f}``. In each stratum the rows are shuffled with
+        ``seed`` and cut so that every split gets its share within one row (leftover rows rotate between splits
+    across strata). A stratum with
+        fewer rows than splits is too small to split and goes whole to the FIRST split (the training part), so
+        that no class/language combination is lost from training. The parts partition the input exactly (same
+        rows, index kept, none lost or duplicated). Missing values in ``by`` form their own stratum.
     """
     if isinstance(fractions, float | int):
         if not 0 < fractions < 1:
@@ -114,6 +121,7 @@ def stratified_split(
     by = [by] if isinstance(by, str) else list(by)
     rng = np.random.default_rng(seed)
     parts: dict[str, list] = {name: [] for name in names}
+    behind = [0.0] * len(names)
     keys = frame[by].astype("string").fillna("<NA>")
     for _, positions in sorted(keys.groupby(by, sort=True).indices.items(), key=lambda kv: str(kv[0])):
         positions = rng.permutation(positions)
@@ -121,7 +129,7 @@ def stratified_split(
             parts[names[0]].extend(positions)
             continue
         start = 0
-        for name, count in zip(names, _allocate(len(positions), shares), strict=True):
+        for name, count in zip(names, _allocate(len(positions), shares, behind), strict=True):
             parts[name].extend(positions[start : start + count])
             start += count
     return {name: frame.iloc[sorted(pos)] for name, pos in parts.items()}
