@@ -1,0 +1,174 @@
+"""The one careful way medsift reads a text file: strict UTF-8, nothing coerced, clear errors.
+
+Every reader goes through here so that an invalid byte, a NUL, an empty file, a header-only file or a
+missing column produce the same kind of one-line :class:`MedsiftError` naming the file and the row.
+Rows are 1-based data rows (header excluded) for CSV and 1-based line numbers for line formats.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from medsift.errors import MedsiftError
+
+# Characters that suggest the user saved the file with another delimiter.
+_OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+# The csv module refuses fields over 128 KiB by default; a long forum post is valid input.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+
+
+def read_text(path: str | Path) -> str:
+    """Read ``path`` as strict UTF-8 (BOM stripped, NUL refused); errors name the 1-based line."""
+    path = Path(path)
+    raw = _read_bytes(path)
+    text = _decode(raw, path, csv_rows=False)
+    _refuse_nul(text, path, csv_rows=False)
+    return text
+
+
+def lines(text: str) -> list[str]:
+    """Split on newlines only (``str.splitlines`` also splits on U+2028, U+0085 and \\x1c-\\x1e); CRLF accepted."""
+    parts = text.split("\n")
+    if parts and parts[-1] == "":
+        parts.pop()
+    return [part.removesuffix("\r") for part in parts]
+
+
+def load_header(path: str | Path) -> list[str]:
+    """The stripped column names of a CSV file after the UTF-8 checks; ``[]`` for an empty file."""
+    path = Path(path)
+    text = _decode(_read_bytes(path), path, csv_rows=True)
+    return [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise MedsiftError("file not found", file=path) from None
+    except IsADirectoryError:
+        raise MedsiftError("is a folder, expected a file", file=path) from None
+    except OSError as exc:
+        raise MedsiftError(f"cannot read file ({exc.strerror})", file=path) from None
+
+
+def _decode(raw: bytes, path: Path, *, csv_rows: bool) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        prefix = raw[: exc.start].decode("utf-8")
+        byte = raw[exc.start : exc.start + 1].hex()
+        line = prefix.count("\n") + 1
+        problem = f"invalid UTF-8 byte 0x{byte} on line {line}; save the file as UTF-8"
+        row = _csv_row_at(prefix) if csv_rows else line
+        raise MedsiftError(problem, file=path, row=row or None) from None
+    return text.removeprefix("\ufeff")
+
+
+def _refuse_nul(text: str, path: Path, *, csv_rows: bool) -> None:
+    pos = text.find("\x00")
+    if pos >= 0:
+        line = text.count("\n", 0, pos) + 1
+        row = _csv_row_at(text[:pos]) if csv_rows else line
+        raise MedsiftError(
+            f"NUL character (\\x00) on line {line}; the file looks binary or corrupt",
+            file=path,
+            row=row or None,
+        )
+
+
+def _csv_row_at(prefix: str) -> int:
+    """The 1-based data row (0 = header) that contains the character right after ``prefix``.
+
+    Quoted fields may span lines, so rows are counted by parsing the prefix, not by counting newlines.
+    A sentinel character makes sure the record being read at the end of the prefix is counted.
+    """
+    records = [rec for rec in csv.reader(io.StringIO(prefix + "x")) if rec]
+    return max(len(records) - 1, 0)
+
+
+def load_csv(path: str | Path, required: Sequence[str], *, what: str = "CSV file") -> pd.DataFrame:
+    """Load a comma-separated UTF-8 file as strings, checking that ``required`` columns exist.
+
+    Extra columns are kept. Column names are stripped of surrounding spaces. The frame's index is
+    the 1-based data row number, so callers can name rows in errors with ``frame.index[i]``.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    text = _decode(raw, path, csv_rows=True)
+    if not text.strip():
+        raise MedsiftError(f"file is empty; expected a {what} with a header line", file=path)
+    _refuse_nul(text, path, csv_rows=True)
+    header = [name.strip() for name in next(csv.reader(io.StringIO(text)))]
+    check_columns(header, required, path, what=what)
+    _check_field_counts(text, path, len(header))
+    try:
+        with warnings.catch_warnings():
+            # pandas only warns (and drops data) when every row has more fields than the header.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text), dtype=str, keep_default_na=False, index_col=False, skip_blank_lines=True
+            )
+    except pd.errors.ParserWarning:
+        raise MedsiftError(
+            "rows have more fields than the header; is a comma missing from the header or quoting wrong?",
+            file=path,
+        ) from None
+    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+        raise MedsiftError(f"cannot parse as CSV: {_short_parser_message(exc)}", file=path) from None
+    frame.columns = header
+    if frame.empty:
+        raise MedsiftError(f"the header is there but there are no data rows; expected a {what}", file=path)
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
+    return frame
+
+
+def check_columns(found: Sequence[str], required: Sequence[str], path: Path, *, what: str) -> None:
+    """Refuse duplicate column names and missing required columns, with a delimiter hint."""
+    seen: set[str] = set()
+    for name in found:
+        if name in seen:
+            raise MedsiftError(f"column '{name}' appears twice in the header", file=path)
+        seen.add(name)
+    missing = [name for name in required if name not in seen]
+    if not missing:
+        return
+    problem = (
+        f"missing column(s) {', '.join(missing)} for a {what}; "
+        f"columns found: {', '.join(repr(name) for name in found) or 'none'}"
+    )
+    joined = ",".join(found)
+    for char, label in _OTHER_DELIMITERS.items():
+        if char in joined:
+            problem += f" (the header contains a {label}: the file must be comma-separated)"
+            break
+    raise MedsiftError(problem, file=path)
+
+
+def _check_field_counts(text: str, path: Path, n_columns: int) -> None:
+    # pandas silently pads short rows with "" and sometimes truncates long ones; refuse both, by row.
+    records = (rec for rec in csv.reader(io.StringIO(text)) if rec)
+    next(records)
+    row = 0
+    try:
+        for row, record in enumerate(records, start=1):
+            if len(record) != n_columns:
+                relation = "fewer" if len(record) < n_columns else "more"
+                problem = (
+                    f"row has {len(record)} fields, {relation} than the {n_columns} columns of the header"
+                )
+                raise MedsiftError(problem + "; check commas and quoting", file=path, row=row)
+    except csv.Error as exc:
+        raise MedsiftError(f"cannot parse as CSV: {exc}", file=path, row=row + 1) from None
+
+
+def _short_parser_message(exc: Exception) -> str:
+    message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return message.removeprefix("Error tokenizing data. ").removeprefix("C error: ")
