@@ -30,6 +30,7 @@ from medsift.decision.thresholds import (
     SearchResult,
     ThresholdPolicy,
     cross_fit_thresholds,
+    score_labels,
     search_threshold,
     tune_thresholds,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "hard_vote",
     "probability_histograms",
     "reliability_bins",
+    "score_labels",
     "search_threshold",
     "soft_vote",
     "threshold_shift",
