@@ -17,9 +17,10 @@ import pandas as pd
 # A bare ``URL`` counts only in capitals: the lower-case word "url" is ordinary text.
 # A URL's trailing punctuation (``see www.x.org, then``) belongs to the sentence, so the match stops before it.
 _URL_END = r"\S+?(?=[.,;:!?)\]'\"]*(?:\s|$))"
-_URL_RE = re.compile(rf"(?i:https?://{_URL_END}|\bwww\.{_URL_END}|\bHTTPURL_*|<url>|\[url\])|\bURL\b_*")
-# ``(?<!\w)`` keeps e-mail addresses (name@host) from being read as mentions.
-_USER_RE = re.compile(r"(?i:<user(?:_?name)?>|\[user\])|(?<!\w)@\w+")
+_URL_RE = re.compile(rf"(?i:https?://{_URL_END}|\bwww\.{_URL_END}|HTTPURL_*|<url>|\[url\])|\bURL\b_*")
+# ``(?<!\w)`` keeps e-mail addresses (name@host) from being read as mentions; the masked placeholders
+# ``@USER___`` and ``HTTPURL___`` are replaced even when glued to a word (en rows have ``readHTTPURL___``).
+_USER_RE = re.compile(r"(?i:<user(?:_?name)?>|\[user\])|@USER\w*|(?<!\w)@\w+")
 _SPACE_RE = re.compile(r"\s+")
 # Digits are exempt from flood collapsing: 10000 is a number, not an emphatic 1000.
 _FLOOD_RE = "([^\\d])\\1{%d,}"
