@@ -28,11 +28,16 @@ def _score(task: Task, gold: Path, pred: Path) -> dict:
 def _ade_table(scores: dict):
     from rich.table import Table
 
-    table = Table(title="Task 1 (ade): positive-class scores per language; overall pooled over rows")
-    for name in ("language", "rows", "gold +", "predicted +", "precision", "recall"):
-        table.add_column(name, justify="left" if name == "language" else "right")
+    excluded = ", ".join(scores["overall_excludes"])
+    table = Table(
+        title="Task 1 (ade): positive-class scores per language",
+        caption="overall = pooled over rows" + (f", without {excluded}" if excluded else ""),
+    )
+    table.add_column("language", no_wrap=True)
+    for name in ("rows", "gold +", "pred +", "P", "R"):
+        table.add_column(name, justify="right")
     table.add_column("F1 (positive class)", justify="right", style="bold")
-    table.add_column("macro F1 (two-class)", justify="right")
+    table.add_column("macro F1 (two-class)", justify="right", min_width=11)
 
     def row(name: str, s: dict, **kw) -> None:
         cells = (s["support"], s["positives"], s["predicted_positives"])
@@ -41,8 +46,7 @@ def _ade_table(scores: dict):
 
     for lang, s in scores["per_language"].items():
         row(lang, s)
-    excluded = ", ".join(scores["overall_excludes"])
-    row("overall" + (f" (without {excluded})" if excluded else ""), scores, style="bold", end_section=True)
+    row("overall", scores, style="bold")
     return table
 
 
@@ -50,9 +54,9 @@ def _span_table(title: str, block: dict, counts: tuple[str, ...], digits: int):
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("type")
-    for name in (*counts, "precision", "recall", "F1"):
-        table.add_column(name.replace("_", " "), justify="right")
+    table.add_column("type", no_wrap=True)
+    for name in (*counts, "P", "R", "F1"):
+        table.add_column(name.replace("_tokens", " tok"), justify="right")
     for kind, s in [*block["per_type"].items(), ("overall (micro)", block["overall"])]:
         table.add_row(
             kind, *(str(s[c]) for c in counts), *(f"{s[k]:.{digits}f}" for k in ("precision", "recall", "f1"))
