@@ -26,10 +26,12 @@ def _score(task: Task, gold: Path, pred: Path) -> dict:
 
 
 def _ade_table(scores: dict):
+    from rich import box
     from rich.table import Table
 
     excluded = ", ".join(scores["overall_excludes"])
     table = Table(
+        box=box.SIMPLE_HEAVY,
         title="Task 1 (ade): positive-class scores per language",
         caption="overall = pooled over rows" + (f", without {excluded}" if excluded else ""),
     )
@@ -51,9 +53,10 @@ def _ade_table(scores: dict):
 
 
 def _span_table(title: str, block: dict, counts: tuple[str, ...], digits: int):
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAVY)
     table.add_column("type", no_wrap=True)
     for name in (*counts, "P", "R", "F1"):
         table.add_column(name.replace("_tokens", " tok"), justify="right")
