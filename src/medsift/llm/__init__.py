@@ -1,0 +1,20 @@
+"""LLM path: LoRA instruction tuning of a causal LM for ADE (first-token confidence) and impact spans
+(generation, a tolerant parser, constrained decoding).
+
+Pure parts (``prompts``, ``parse``, ``constrained`` state machine, ``chunks``) need no model; ``train`` and
+``predict`` hold the entry points the CLI calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def zero_shot_run(model: str, task: str, out: str | Path, **overrides) -> Path:
+    """Write a run directory for ``model`` used as-is (no adapter), so ``predict_file`` can score it."""
+    from medsift.llm.train import zero_shot_run as _zero_shot
+
+    return _zero_shot(model, task, out, **overrides)
+
+
+__all__ = ["zero_shot_run"]

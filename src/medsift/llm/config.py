@@ -1,0 +1,96 @@
+"""Config schemas for ``method: llm`` (both tasks): model, LoRA, prompt, data, training, decoding."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from medsift.config import StrictModel, TrainingSection, register_schema
+
+IMPACT_LABELS = ["B-ClinicalImpacts", "I-ClinicalImpacts", "B-SocialImpacts", "I-SocialImpacts"]
+
+
+class LlmModelSection(StrictModel):
+    """Which causal LM and how to load it."""
+
+    name: str = "offline:smollm2"
+    chat_template: str = Field(
+        "model",
+        description="'model' (the tokenizer's own template), 'chatml' (the papers' prompts), or a Jinja file",
+    )
+    load_in_4bit: bool = False
+    load_in_8bit: bool = False
+    max_length: int = 512
+    torch_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
+
+    @model_validator(mode="after")
+    def _one_quantisation(self) -> LlmModelSection:
+        if self.load_in_4bit and self.load_in_8bit:
+            raise ValueError("choose load_in_4bit or load_in_8bit, not both")
+        return self
+
+
+class LoraSection(StrictModel):
+    """LoRA adapter settings (the papers: r 8, alpha 32, dropout 0.1)."""
+
+    r: int = 8
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] | str = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class PromptSection(StrictModel):
+    """Prompt texts; empty strings mean the shipped defaults of ``medsift.llm.prompts``."""
+
+    system: str = ""
+    instruction: str = ""
+    labels: list[str] = Field(default_factory=lambda: list(IMPACT_LABELS))
+
+
+class LlmDataSection(StrictModel):
+    train: list[str] = Field(default_factory=list)
+    dev: str | None = None
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    max_train_rows: int | None = None
+    max_val_rows: int | None = None
+    seed: int = 42
+    normalize: bool = True
+
+
+class DecodingSection(StrictModel):
+    """Span generation: constrained to the output grammar or free, and how long posts are cut."""
+
+    constrained: bool = True
+    max_new_tokens: int = 256
+    chunk_tokens: int = 64
+
+
+class _LlmBase(StrictModel):
+    method: Literal["llm"] = "llm"
+    model: LlmModelSection = Field(default_factory=LlmModelSection)
+    lora: LoraSection = Field(default_factory=LoraSection)
+    prompt: PromptSection = Field(default_factory=PromptSection)
+    data: LlmDataSection = Field(default_factory=LlmDataSection)
+    training: TrainingSection = Field(
+        default_factory=lambda: TrainingSection(
+            learning_rate=5e-5, per_device_train_batch_size=4, num_train_epochs=1
+        )
+    )
+    seeds: list[int] = Field(default_factory=lambda: [42])
+    output_dir: str = "runs/llm"
+    decoding: DecodingSection = Field(default_factory=DecodingSection)
+
+
+@register_schema("ade", "llm")
+class AdeLlmConfig(_LlmBase):
+    """ADE: the model answers ``1`` or ``0``; its confidence is read from the first answer position."""
+
+    task: Literal["ade"] = "ade"
+
+
+@register_schema("impacts", "llm")
+class ImpactsLlmConfig(_LlmBase):
+    """Impact spans: the model lists ``<Index> : <Token> : <Label>`` lines or ``None``."""
+
+    task: Literal["impacts"] = "impacts"
