@@ -41,7 +41,9 @@ class TrainingSection(StrictModel):
     num_train_epochs: float = 3.0
     max_steps: int = -1
     lr_scheduler_type: str = "linear"
-    warmup_steps: float = Field(0.0, description="An int is a step count; a float in [0, 1) a ratio of all steps.")
+    warmup_steps: float = Field(
+        0.0, description="An int is a step count; a float in [0, 1) a ratio of all steps."
+    )
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     label_smoothing_factor: float = 0.0
@@ -61,11 +63,17 @@ class TrainingSection(StrictModel):
         description="Any other TrainingArguments field, passed through unchanged (e.g. deepspeed, fsdp, optim).",
     )
 
-    def to_training_arguments(self, output_dir: str | Path, *, seed: int, metric_for_best_model: str, **more: Any):
+    def to_training_arguments(
+        self, output_dir: str | Path, *, seed: int, metric_for_best_model: str, **more: Any
+    ):
         """Build ``TrainingArguments``; evaluation and saving share one strategy so the best checkpoint is kept."""
         from transformers import TrainingArguments
 
         kwargs = self.model_dump(exclude={"extra"})
+        if not kwargs.pop("gradient_checkpointing"):
+            pass  # only passed when asked for: transformers 5 renames it and warns on every use
+        else:
+            kwargs["gradient_checkpointing"] = True
         if kwargs["warmup_steps"] >= 1:
             kwargs["warmup_steps"] = int(kwargs["warmup_steps"])
         kwargs["save_strategy"] = kwargs["eval_strategy"]
@@ -134,7 +142,9 @@ def locate_config(name_or_path: str | Path) -> Path:
     key = str(name_or_path).removesuffix(".yaml")
     if key in shipped:
         return shipped[key]
-    raise ConfigError(f"no config file '{name_or_path}' and no shipped config of that name (shipped: {', '.join(sorted(shipped))})")
+    raise ConfigError(
+        f"no config file '{name_or_path}' and no shipped config of that name (shipped: {', '.join(sorted(shipped))})"
+    )
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

@@ -59,3 +59,32 @@ def epoch_history(trainer: Any) -> list[dict[str, Any]]:
 def remove_checkpoints(checkpoint_dir: str | Path) -> None:
     """Drop intermediate checkpoints once the best model is exported (they hold optimizer states: large)."""
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+def export_model(trainer: Any, folder: str | Path) -> None:
+    """Save the trainer's (best) model as safetensors + tokenizer, without the pickled ``training_args.bin``.
+
+    Run folders must load without unpickling anything; the resolved config.yaml records the arguments.
+    """
+    folder = Path(folder)
+    trainer.save_model(str(folder))
+    (folder / "training_args.bin").unlink(missing_ok=True)
+
+
+class SequentialEvalMixin:
+    """Keep evaluation and prediction in dataset order.
+
+    transformers 5 applies ``train_sampling_strategy="group_by_length"`` to the EVAL sampler too, which
+    permutes ``trainer.predict``/``compute_metrics`` outputs relative to the dataset. medsift maps outputs back
+    to posts and tokens by position, so evaluation must stay sequential (training still groups by length).
+    Put this mixin before ``Trainer`` in the bases.
+    """
+
+    def _get_eval_sampler(self, eval_dataset):
+        import torch
+
+        if eval_dataset is None:
+            return None
+        if self.args.world_size <= 1:
+            return torch.utils.data.SequentialSampler(eval_dataset)
+        return None

@@ -1,0 +1,79 @@
+"""The ADE classifier config schema (``task: ade``, ``method: encoder``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from medsift.config import StrictModel, TrainingSection, register_schema
+
+
+class AdeModelSection(StrictModel):
+    name: str = Field(
+        "offline:e5-small", description="Hub id, local folder or offline alias (offline:e5-small)."
+    )
+    max_length: int = Field(256, ge=8, description="Model inputs in subword tokens, special tokens included.")
+    long_posts: Literal["head", "head_tail", "windows"] = Field(
+        "head_tail",
+        description="Posts longer than max_length: keep the head; keep head and tail (head_fraction of the room "
+        "to the head); or split into overlapping windows and average their probabilities.",
+    )
+    head_fraction: float = Field(0.5, gt=0, lt=1)
+    window_stride: int = Field(
+        64, ge=1, description="Tokens shared by consecutive windows (long_posts: windows)."
+    )
+
+
+class AdeDataSection(StrictModel):
+    train: list[str] = Field(
+        ..., min_length=1, description="Training files, merged (ids may repeat across files)."
+    )
+    dev: str | None = Field(None, description="Checkpoint-selection file; carved from train when absent.")
+    calib: str | None = Field(None, description="Calibration/threshold file; carved from train when absent.")
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    calib_fraction: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Rows kept for thresholds/calibration only (never trained on or selected on).",
+    )
+    split_seed: int = 13
+    normalize: bool = True
+    oversample_positives: float = Field(
+        1.0, ge=1.0, description="Each training positive appears this many times."
+    )
+    max_train_rows: int | None = Field(None, ge=10, description="Stratified subsample of the training files.")
+
+
+class LossSection(StrictModel):
+    name: Literal["ce", "focal"] = "ce"
+    focal_alpha: float | None = Field(
+        0.75, ge=0, le=1, description="Weight of the positive class; null = off."
+    )
+    focal_gamma: float = Field(2.0, ge=0)
+    class_weights: list[float] | None = Field(None, min_length=2, max_length=2, description="[w_neg, w_pos]")
+
+
+@register_schema("ade", "encoder")
+class AdeConfig(StrictModel):
+    task: Literal["ade"] = "ade"
+    method: Literal["encoder"] = "encoder"
+    model: AdeModelSection = Field(default_factory=AdeModelSection)
+    data: AdeDataSection
+    loss: LossSection = Field(default_factory=LossSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    selection_metric: Literal["f1", "macro_f1", "neg_loss"] = Field(
+        "f1", description="Checkpoint selection on the validation split: positive-class F1 by default."
+    )
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="Decision threshold until the decision layer tunes one."
+    )
+    output_dir: str = "runs/ade"
+
+    @model_validator(mode="after")
+    def _unique_seeds(self) -> AdeConfig:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
+        return self

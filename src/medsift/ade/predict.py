@@ -1,0 +1,152 @@
+"""Load a trained ADE run and score posts: the Python API behind ``medsift predict``, the service and ensembles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medsift.ade.config import AdeConfig
+from medsift.ade.encode import encode_posts
+from medsift.ade.inference import positive_probabilities
+from medsift.config import parse_config, read_yaml
+from medsift.decision import ThresholdPolicy
+from medsift.errors import MedsiftError
+from medsift.preprocess import normalize_text
+from medsift.runs import RunManifest, read_json
+
+
+@dataclass
+class AdePrediction:
+    p_ade: np.ndarray  # (n,) mean over seeds
+    per_seed: dict[str, np.ndarray]  # member name -> (n,)
+    labels: np.ndarray  # (n,) 0/1 after the run's thresholds
+    thresholds: np.ndarray  # (n,) the threshold used for each post
+    n_truncated: int  # posts longer than the model's room (handled by the run's long-post policy)
+
+
+class AdeClassifier:
+    """Every seed of a trained run, averaged, cut with the run's threshold policy."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        config: AdeConfig,
+        models: dict[str, Any],
+        tokenizer: Any,
+        policy: ThresholdPolicy,
+    ):
+        self.run_dir, self.config, self.models, self.tokenizer, self.policy = (
+            run_dir,
+            config,
+            models,
+            tokenizer,
+            policy,
+        )
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, *, device: str | None = None) -> AdeClassifier:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        run_dir = Path(run_dir)
+        manifest = RunManifest.load(run_dir)
+        if manifest.kind != "ade-classifier":
+            raise MedsiftError(f"expected an ADE classifier run, found kind '{manifest.kind}'", file=run_dir)
+        config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        models = {}
+        for seed in manifest.seeds:
+            folder = run_dir / f"seed-{seed}" / "model"
+            # use_safetensors: never unpickle weights from a run folder
+            models[f"seed{seed}"] = (
+                AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+                .to(device)
+                .eval()
+            )
+        tokenizer = AutoTokenizer.from_pretrained(run_dir / f"seed-{manifest.seeds[0]}" / "model")
+        policy = ThresholdPolicy.from_dict(read_json(run_dir / "thresholds.json"))
+        return cls(run_dir, config, models, tokenizer, policy)
+
+    def predict(
+        self,
+        texts: list[str],
+        languages: list[str] | None = None,
+        *,
+        progress: bool = False,
+        batch_tokens: int = 16384,
+    ) -> AdePrediction:
+        m = self.config.model
+        if self.config.data.normalize:
+            texts = [normalize_text(t) for t in texts]
+        encoded = encode_posts(
+            self.tokenizer,
+            list(texts),
+            max_length=m.max_length,
+            policy=m.long_posts,
+            head_fraction=m.head_fraction,
+            stride=m.window_stride,
+        )
+        per_seed = {
+            name: positive_probabilities(
+                model, self.tokenizer, encoded, batch_tokens=batch_tokens, progress=progress
+            )
+            for name, model in self.models.items()
+        }
+        p = np.mean(np.stack(list(per_seed.values())), axis=0) if per_seed else np.zeros(len(texts))
+        languages = list(languages) if languages is not None else [""] * len(texts)
+        thresholds = self.policy.thresholds_for(languages)
+        return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, encoded.n_too_long)
+
+
+def prediction_frame(rows: pd.DataFrame, pred: AdePrediction) -> pd.DataFrame:
+    """The probability-file frame: id, language, p_ade, per-seed columns, label when known."""
+    out = pd.DataFrame(
+        {"id": rows["id"].to_numpy(), "language": rows["language"].to_numpy(), "p_ade": pred.p_ade}
+    )
+    for name, p in pred.per_seed.items():
+        out[f"p_ade__{name}"] = p
+    if rows["label"].notna().all():
+        out["label"] = rows["label"].astype(int).to_numpy()
+    return out
+
+
+def predict_file(
+    run_dir: Path,
+    input_path: Path,
+    output: Path,
+    *,
+    probabilities: Path | None = None,
+    batch_tokens: int = 16384,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Write the official submission (and optionally the probability file); return scores if labelled."""
+    from medsift.io import read_ade_any, write_ade_submission, write_probabilities
+    from medsift.scoring import score_ade
+
+    rows = read_ade_any(input_path, labelled=None)
+    classifier = AdeClassifier.from_run(run_dir)
+    pred = classifier.predict(
+        rows["text"].tolist(), rows["language"].tolist(), progress=not quiet, batch_tokens=batch_tokens
+    )
+    if len(pred.labels) != len(rows):  # the engine must give exactly one prediction per input row
+        raise MedsiftError(
+            f"internal error: {len(pred.labels)} predictions for {len(rows)} rows", file=input_path
+        )
+    write_ade_submission(output, rows["id"].tolist(), pred.labels.tolist())
+    if probabilities is not None:
+        write_probabilities(probabilities, prediction_frame(rows, pred))
+    result: dict[str, Any] = {
+        "rows": len(rows),
+        "positives": int(pred.labels.sum()),
+        "truncated": pred.n_truncated,
+    }
+    if rows["label"].notna().all():
+        gold = rows[["id", "label", "language"]]
+        result["scores"] = score_ade(
+            gold, pd.DataFrame({"id": rows["id"], "predicted_label": pred.labels})
+        ).to_dict()
+    return result

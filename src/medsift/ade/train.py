@@ -1,0 +1,257 @@
+"""Fine-tune any ``AutoModelForSequenceClassification`` for ADE detection, one run per seed.
+
+The loop is ``transformers.Trainer`` (mixed precision, accumulation, clipping, schedules, checkpoints,
+resume, multi-GPU through accelerate/torchrun, TensorBoard/MLflow logging all come from it); medsift only
+replaces the loss (focal / weighted cross-entropy) and the evaluation metric (post-level F1, so windows of
+one long post count once).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
+from transformers.trainer_callback import PrinterCallback
+
+from medsift.ade.config import AdeConfig
+from medsift.ade.data import AdeSplits, load_splits, model_texts, training_rows
+from medsift.ade.encode import EncodedPosts, encode_posts
+from medsift.ade.inference import positive_probabilities
+from medsift.ade.loss import classification_loss
+from medsift.decision import ThresholdPolicy
+from medsift.errors import MedsiftError
+from medsift.io import write_probabilities
+from medsift.io.atomic import atomic_write
+from medsift.models import resolve_model
+from medsift.runs import RunManifest, hash_files, read_json, save_resolved_config, write_json
+from medsift.training import (
+    SequentialEvalMixin,
+    epoch_history,
+    export_model,
+    mark_seed_done,
+    remove_checkpoints,
+    seed_is_done,
+    train_resumable,
+)
+
+log = logging.getLogger(__name__)
+LABELS = {0: "no_ade", 1: "ade"}
+
+
+class AdeTrainer(SequentialEvalMixin, Trainer):
+    """``Trainer`` with the configured classification loss; everything else is the library's."""
+
+    def __init__(self, *args: Any, loss_config: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.loss_config = loss_config
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        cfg = self.loss_config
+        loss = classification_loss(
+            outputs.logits,
+            labels,
+            name=cfg.name,
+            alpha=cfg.focal_alpha,
+            gamma=cfg.focal_gamma,
+            class_weights=cfg.class_weights,
+        )
+        return (loss, outputs) if return_outputs else loss
+
+
+class _Features:
+    """A list of tokenised inputs as a map-style dataset (``post`` is kept out of the model's inputs)."""
+
+    def __init__(self, encoded: EncodedPosts):
+        self.items = [{k: v for k, v in f.items() if k != "post"} for f in encoded.features]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+def _post_metrics(encoded: EncodedPosts, labels: np.ndarray, threshold: float):
+    """compute_metrics over posts: window probabilities are averaged per post before the cut."""
+    posts = np.array([f["post"] for f in encoded.features])
+
+    def compute(pred) -> dict[str, float]:
+        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+        z = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(z[:, 1]) / np.exp(z).sum(axis=1)
+        p_post = np.bincount(posts, weights=p, minlength=encoded.n_posts) / np.bincount(
+            posts, minlength=encoded.n_posts
+        )
+        y_hat = (p_post >= threshold).astype(int)
+        return {
+            "f1": f1_score(labels, y_hat, pos_label=1, zero_division=0),
+            "macro_f1": f1_score(labels, y_hat, average="macro", labels=[0, 1], zero_division=0),
+        }
+
+    return compute
+
+
+def _encode(tokenizer, frame: pd.DataFrame, config: AdeConfig, with_labels: bool = True) -> EncodedPosts:
+    m = config.model
+    return encode_posts(
+        tokenizer,
+        model_texts(frame, config.data.normalize),
+        max_length=m.max_length,
+        policy=m.long_posts,
+        head_fraction=m.head_fraction,
+        stride=m.window_stride,
+        labels=frame["label"].astype(int).tolist() if with_labels else None,
+    )
+
+
+def _probability_frame(frame: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": frame["id"].to_numpy(),
+            "language": frame["language"].to_numpy(),
+            "label": frame["label"].astype(int).to_numpy(),
+            "p_ade": p,
+            "uid": frame["uid"].to_numpy(),
+            "source": frame["source"].to_numpy(),
+        }
+    )
+
+
+def train_seed(
+    config: AdeConfig, splits: AdeSplits, seed: int, seed_dir: Path, *, quiet: bool
+) -> dict[str, Any]:
+    """Train one seed into ``seed_dir`` (resuming if a checkpoint is there) and export the best model."""
+    from transformers import set_seed
+
+    set_seed(seed)
+    name = resolve_model(config.model.name)
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        name, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
+    )
+    train_enc = _encode(tokenizer, training_rows(splits, config.data.oversample_positives, seed), config)
+    val_enc = _encode(tokenizer, splits.val, config)
+    metric = {"neg_loss": "eval_loss"}.get(config.selection_metric, f"eval_{config.selection_metric}")
+    args = config.training.to_training_arguments(
+        seed_dir / "checkpoints",
+        seed=seed,
+        metric_for_best_model=metric,
+        disable_tqdm=quiet,
+        greater_is_better=config.selection_metric != "neg_loss",
+    )
+    trainer = AdeTrainer(
+        model=model,
+        args=args,
+        train_dataset=_Features(train_enc),
+        eval_dataset=_Features(val_enc),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        loss_config=config.loss,
+        compute_metrics=_post_metrics(val_enc, splits.val["label"].astype(int).to_numpy(), config.threshold),
+    )
+    if quiet:
+        trainer.remove_callback(PrinterCallback)
+    train_resumable(trainer, seed_dir / "checkpoints")
+    export_model(trainer, seed_dir / "model")
+    best = trainer.evaluate()
+    probs = {}
+    for split_name, frame in (("val", splits.val), ("calib", splits.calib)):
+        if len(frame):
+            p = positive_probabilities(trainer.model, tokenizer, _encode(tokenizer, frame, config, False))
+            probs[split_name] = p
+            write_probabilities(seed_dir / f"{split_name}_probabilities.csv", _probability_frame(frame, p))
+    metrics = {
+        "seed": seed,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best": best,
+        "history": epoch_history(trainer),
+        "truncated_posts": {
+            "train": train_enc.n_too_long,
+            "val": val_enc.n_too_long,
+            "policy": config.model.long_posts,
+        },
+    }
+    write_json(seed_dir / "metrics.json", metrics)
+    mark_seed_done(seed_dir, {"seed": seed, "best": best})
+    remove_checkpoints(seed_dir / "checkpoints")
+    return metrics
+
+
+def _check_or_start(run_dir: Path, config: AdeConfig) -> None:
+    """A run folder holds one config: restarting the same config resumes, a different one is refused."""
+    import yaml
+
+    if (run_dir / "medsift_run.json").exists():
+        raise MedsiftError(
+            "this run is already finished; choose another output_dir (or delete it)", file=run_dir
+        )
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        if previous != config.model_dump(mode="json"):
+            raise MedsiftError(
+                "an unfinished run of a DIFFERENT config is here; resume it with its own config.yaml or choose "
+                "another output_dir",
+                file=run_dir,
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_resolved_config(run_dir, config)
+
+
+def _average_seeds(run_dir: Path, seeds: list[int], split_name: str) -> pd.DataFrame | None:
+    """Multi-seed averaging: ``p_ade`` is the mean, ``p_ade__seed<N>`` keep each member."""
+    frames = [run_dir / f"seed-{s}" / f"{split_name}_probabilities.csv" for s in seeds]
+    if not all(f.exists() for f in frames):
+        return None
+    from medsift.io import read_probabilities
+
+    first = read_probabilities(frames[0])
+    out = first[["id", "language", "label"]].copy()
+    for seed, path in zip(seeds, frames, strict=True):
+        out[f"p_ade__seed{seed}"] = read_probabilities(path)["p_ade"].to_numpy()
+    out["p_ade"] = out[[f"p_ade__seed{s}" for s in seeds]].mean(axis=1)
+    write_probabilities(run_dir / f"{split_name}_probabilities.csv", out)
+    return out
+
+
+def train(config: AdeConfig, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
+    """Train every seed of ``config`` into one run directory and return it.
+
+    Killed and started again with the same config, it skips finished seeds and resumes the current one
+    from its newest checkpoint.
+    """
+    run_dir = Path(run_dir or config.output_dir)
+    _check_or_start(run_dir, config)
+    splits = load_splits(config)
+    with atomic_write(run_dir / "splits.csv") as fh:
+        splits.table().to_csv(fh, index=False)
+    summaries = []
+    for seed in config.seeds:
+        seed_dir = run_dir / f"seed-{seed}"
+        if seed_is_done(seed_dir):
+            summaries.append(read_json(seed_dir / "metrics.json"))
+            continue
+        summaries.append(train_seed(config, splits, seed, seed_dir, quiet=quiet))
+    for split_name in ("val", "calib"):
+        _average_seeds(run_dir, config.seeds, split_name)
+    policy = ThresholdPolicy(mode="global", fallback=config.threshold, fallback_rule="global")
+    write_json(run_dir / "thresholds.json", policy.to_dict())
+    write_json(run_dir / "metrics.json", {"seeds": {str(s["seed"]): s["best"] for s in summaries}})
+    RunManifest(
+        kind="ade-classifier",
+        task="ade",
+        seeds=list(config.seeds),
+        data=hash_files(splits.files),
+        extra={
+            "model": config.model.name,
+            "splits": {k: len(getattr(splits, k)) for k in ("train", "val", "calib")},
+        },
+    ).save(run_dir)
+    return run_dir

@@ -1,0 +1,146 @@
+"""``medsift train``, ``medsift predict`` and ``medsift configs``: dispatch on the config / the run's kind."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from medsift.errors import MedsiftError
+
+# (task, method) of a config -> its training entry point
+TRAINERS = {
+    ("ade", "encoder"): "medsift.ade.train:train",
+    ("impacts", "encoder"): "medsift.impacts.train:train",
+    ("ade", "llm"): "medsift.llm.train:train",
+    ("impacts", "llm"): "medsift.llm.train:train",
+}
+# kind of a run (medsift_run.json) -> its prediction entry point
+PREDICTORS = {
+    "ade-classifier": "medsift.ade.predict:predict_file",
+    "ade-ensemble": "medsift.decision.ensemble:predict_file",
+    "impacts-tagger": "medsift.impacts.predict:predict_file",
+    "impacts-ensemble": "medsift.impacts.predict:predict_file",
+    "ade-llm": "medsift.llm.predict:predict_file",
+    "impacts-llm": "medsift.llm.predict:predict_file",
+}
+
+
+def load_entry(spec: str):
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def call_with_options(func, *args: Any, **options: Any) -> Any:
+    """Call ``func`` with the options it accepts; an option the run kind does not support is an error."""
+    accepted = inspect.signature(func).parameters
+    given = {k: v for k, v in options.items() if v is not None}
+    unsupported = [k for k in given if k not in accepted]
+    if unsupported:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
+        raise MedsiftError(f"{flags} does not apply to this kind of run")
+    return func(*args, **given)
+
+
+def _print_scores(result: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    from medsift.cli import score as score_cli
+
+    scores, console = result["scores"], Console()
+    if result.get("task") == "ade":
+        console.print(score_cli._ade_table(scores))
+        return
+    console.print(
+        score_cli._span_table("strict entity F1 (seqeval default)", scores["strict"], ("support",), 4)
+    )
+    console.print(
+        score_cli._span_table(
+            "relaxed token-overlap F1", scores["relaxed"], ("overlap", "gold_tokens", "pred_tokens"), 3
+        )
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        config: Annotated[
+            str, typer.Argument(help="YAML config file, or the name of a shipped config (medsift configs).")
+        ],
+        set_: Annotated[
+            list[str],
+            typer.Option("--set", help="Override a config value: --set training.learning_rate=1e-5"),
+        ] = [],  # noqa: B006
+        output_dir: Annotated[
+            Path | None, typer.Option(help="Run directory (default: the config's output_dir).")
+        ] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Train a model from a config. Started again after a kill, it resumes from the last checkpoint."""
+        from medsift.config import load_config
+
+        cfg = load_config(config, set_)
+        trainer = load_entry(TRAINERS[(cfg.task, cfg.method)])
+        run_dir = trainer(cfg, run_dir=output_dir, quiet=quiet)
+        typer.echo(f"run saved to {run_dir}")
+
+    @app.command()
+    def predict(
+        run_dir: Annotated[Path, typer.Argument(help="A run directory (medsift train / medsift ensemble).")],
+        input_path: Annotated[
+            Path,
+            typer.Argument(metavar="INPUT", help="Official CSV, or .csv/.jsonl/.txt/.parquet with text."),
+        ],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Submission file to write.")],
+        probabilities: Annotated[
+            Path | None,
+            typer.Option(
+                help="ADE: also write the probability file (id, language, p_ade per member and mean)."
+            ),
+        ] = None,
+        spans_json: Annotated[
+            Path | None,
+            typer.Option(help="Impacts: also write spans as JSON (character offsets for raw text)."),
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print scores as JSON (labelled input).")
+        ] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Predict every row of INPUT (one prediction per input id, in input order); score it if labelled."""
+        from medsift.runs import RunManifest
+
+        manifest = RunManifest.load(run_dir)
+        if manifest.kind not in PREDICTORS:
+            raise MedsiftError(f"unknown run kind '{manifest.kind}'", file=run_dir)
+        predictor = load_entry(PREDICTORS[manifest.kind])
+        result = call_with_options(
+            predictor,
+            run_dir,
+            input_path,
+            output,
+            probabilities=probabilities,
+            spans_json=spans_json,
+            quiet=quiet or None,
+        )
+        typer.echo(f"wrote {output} ({result.get('rows', '?')} rows)", err=True)
+        if result.get("scores"):
+            if as_json:
+                typer.echo(json.dumps(result["scores"], indent=2, default=float))
+            else:
+                _print_scores({**result, "task": manifest.task})
+
+    @app.command()
+    def configs() -> None:
+        """List the shipped configs (use a name in place of a path: medsift train ade-e5-small-cpu)."""
+        from medsift.config import read_yaml, shipped_configs
+
+        for name, path in sorted(shipped_configs().items()):
+            raw = read_yaml(path)
+            typer.echo(
+                f"{name:40s} task={raw.get('task')} method={raw.get('method', 'encoder')} model={raw.get('model', {}).get('name')}"
+            )
