@@ -1,0 +1,52 @@
+"""Config schema of the impact span tagger (``task: impacts``, ``method: encoder``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from medsift.config import StrictModel, TrainingSection, register_schema
+
+
+class ImpactsModelSection(StrictModel):
+    """The encoder and how long posts are windowed."""
+
+    name: str = Field(description="hub id, local folder or offline alias (offline:minilm, offline:e5-small)")
+    max_length: int = Field(256, ge=8, description="subwords per window, special tokens included")
+    stride: int = Field(64, ge=0, description="overlap between consecutive windows, in subwords")
+    word_strategy: Literal["first", "vote"] = "first"
+    crf: bool = False
+
+
+class ImpactsDataSection(StrictModel):
+    """Training files; without ``dev`` a validation split is carved from the training rows."""
+
+    train: list[str] = Field(min_length=1)
+    dev: str | None = None
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    max_train_rows: int | None = Field(None, ge=1)
+    seed: int = 13
+
+
+@register_schema("impacts", "encoder")
+class ImpactsConfig(StrictModel):
+    """A token-classification tagger for ClinicalImpacts / SocialImpacts spans."""
+
+    task: Literal["impacts"] = "impacts"
+    method: Literal["encoder"] = "encoder"
+    model: ImpactsModelSection
+    data: ImpactsDataSection
+    scheme: Literal["bio", "io"] = "bio"
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    output_dir: str = "runs/impacts"
+    selection_metric: Literal["strict_f1", "relaxed_f1"] = "strict_f1"
+
+    @model_validator(mode="after")
+    def _check(self) -> ImpactsConfig:
+        if self.model.stride >= self.model.max_length - 2:
+            raise ValueError(f"model.stride ({self.model.stride}) must be smaller than model.max_length - 2")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
+        return self
