@@ -1,0 +1,243 @@
+"""Training the impact tagger (``medsift train CONFIG`` with ``task: impacts``) on ``transformers.Trainer``.
+
+Posts longer than the encoder's window are cut into overlapping windows for training as well as for
+prediction, so no labelled word is ever truncated away. The label set is read from the data (``O`` plus
+``B-/I-`` per type for ``bio``, one class per type for ``io``). Model selection uses the strict (or
+relaxed) F1 of the validation windows; the final ``metrics.json`` holds the post-level scores of the
+exported model on the whole validation posts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medsift.errors import MedsiftError
+from medsift.impacts.bio import (
+    align_labels,
+    entity_types,
+    first_subword_positions,
+    label_list,
+    to_bio,
+    to_scheme,
+)
+from medsift.impacts.config import ImpactsConfig
+from medsift.impacts.model import build_model, encode_windows, progress_bars, resolve_name, save_tagger
+
+
+def split_rows(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded random split of ``n`` posts into (train, validation) indices, both non-empty."""
+    if n < 2:
+        raise MedsiftError(f"need at least 2 labelled posts to carve a validation split, got {n}")
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def encode_examples(
+    tokenizer: Any,
+    posts: list[list[str]],
+    tags: list[list[str]],
+    scheme: str,
+    labels: list[str],
+    max_length: int,
+    stride: int,
+) -> tuple[list[dict], list[dict]]:
+    """Training examples (one per window: input_ids + aligned labels) and, per window, word → position."""
+    label2id = {label: i for i, label in enumerate(labels)}
+    windows, _ = encode_windows(tokenizer, posts, max_length, stride)
+    examples, firsts = [], []
+    for w in windows:
+        word_tags = to_scheme(tags[w.post][w.window[0] : w.window[1]], scheme)  # type: ignore[arg-type]
+        examples.append(
+            {"input_ids": w.input_ids, "labels": align_labels(word_tags, w.word_ids, scheme, label2id)}
+        )  # type: ignore[arg-type]
+        firsts.append({"post": w.post, "window": w.window, "first": first_subword_positions(w.word_ids)})
+    return examples, firsts
+
+
+def window_metrics(
+    pred_ids: np.ndarray, firsts: list[dict], gold: list[list[str]], labels: list[str], scheme: str
+) -> dict:
+    """Strict and relaxed F1 over validation windows (word tags from each word's first subword)."""
+    from medsift.impacts.predict import score_tags
+
+    gold_w, pred_w = [], []
+    for k, info in enumerate(firsts):
+        start, end = info["window"]
+        words = []
+        for i in range(end - start):
+            pos = info["first"].get(i)
+            words.append(labels[int(pred_ids[k][pos])] if pos is not None and pred_ids[k][pos] >= 0 else "O")
+        pred_w.append(to_bio(words, scheme))  # type: ignore[arg-type]
+        gold_w.append(list(gold[info["post"]][start:end]))
+    scores = score_tags(gold_w, pred_w)
+    return {"strict_f1": scores["strict"]["overall"]["f1"], "relaxed_f1": scores["relaxed"]["overall"]["f1"]}
+
+
+def _read_rows(paths: list[Path]) -> tuple[list[list[str]], list[list[str]]]:
+    from medsift.io import read_impacts
+
+    tokens, tags = [], []
+    for path in paths:
+        frame = read_impacts(path, labelled=True)
+        tokens += frame["tokens"].tolist()
+        tags += frame["ner_tags"].tolist()
+    return tokens, tags
+
+
+def load_data(config: ImpactsConfig) -> dict:
+    """Training and validation posts (pre-split words and BIO tags) and the files they came from."""
+    from medsift.config import resolve_data_path
+
+    train_paths = [resolve_data_path(p) for p in config.data.train]
+    tokens, tags = _read_rows(train_paths)
+    paths = list(train_paths)
+    if config.data.dev:
+        dev_path = resolve_data_path(config.data.dev)
+        dev_tokens, dev_tags = _read_rows([dev_path])
+        paths.append(dev_path)
+    else:
+        tr, va = split_rows(len(tokens), config.data.val_fraction, config.data.seed)
+        dev_tokens, dev_tags = [tokens[i] for i in va], [tags[i] for i in va]
+        tokens, tags = [tokens[i] for i in tr], [tags[i] for i in tr]
+    if config.data.max_train_rows is not None and len(tokens) > config.data.max_train_rows:
+        keep = sorted(
+            np.random.default_rng(config.data.seed).permutation(len(tokens))[: config.data.max_train_rows]
+        )
+        tokens, tags = [tokens[i] for i in keep], [tags[i] for i in keep]
+    return {"train": (tokens, tags), "dev": (dev_tokens, dev_tags), "paths": paths}
+
+
+def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
+    """Train one tagger per seed into ``run_dir`` (default ``config.output_dir``); return the run dir.
+
+    Re-running the same command resumes: finished seeds (``DONE``) are skipped and an interrupted seed
+    continues from its newest checkpoint. The manifest is written last.
+    """
+    from transformers import AutoTokenizer
+
+    from medsift.runs import RunManifest, hash_files, save_resolved_config
+
+    run_dir = Path(run_dir if run_dir is not None else config.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = load_data(config)
+    types = entity_types(data["train"][1] + data["dev"][1])
+    if not types:
+        raise MedsiftError(
+            "the training data has no impact spans at all (every tag is O)", file=data["paths"][0]
+        )
+    labels = label_list(types, config.scheme)
+    save_resolved_config(run_dir, config)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_name(config.model.name))
+    summaries = {}
+    for seed in config.seeds:
+        summaries[str(seed)] = train_seed(
+            config, seed, run_dir / f"seed-{seed}", tokenizer, labels, data, quiet=quiet
+        )
+    manifest = RunManifest(
+        kind="impacts-tagger",
+        task="impacts",
+        seeds=list(config.seeds),
+        data=hash_files(data["paths"]),
+        extra={"model": config.model.name, "scheme": config.scheme, "labels": labels, "dev": summaries},
+    )
+    manifest.save(run_dir)
+    return run_dir
+
+
+def train_seed(
+    config: ImpactsConfig,
+    seed: int,
+    seed_dir: Path,
+    tokenizer: Any,
+    labels: list[str],
+    data: dict,
+    *,
+    quiet: bool = False,
+) -> dict:
+    """Train, export and score one seed; a finished seed (``DONE``) is returned from its metrics."""
+    from transformers import DataCollatorForTokenClassification, Trainer, set_seed
+
+    from medsift.impacts.predict import predict_posts, score_tags
+    from medsift.runs import read_json, write_json
+    from medsift.training import (
+        epoch_history,
+        mark_seed_done,
+        remove_checkpoints,
+        seed_is_done,
+        train_resumable,
+    )
+
+    if seed_is_done(seed_dir):
+        return read_json(seed_dir / "metrics.json")["summary"]
+    m = config.model
+    train_ex, _ = encode_examples(tokenizer, *data["train"], config.scheme, labels, m.max_length, m.stride)
+    dev_ex, dev_firsts = encode_examples(
+        tokenizer, *data["dev"], config.scheme, labels, m.max_length, m.stride
+    )
+    set_seed(seed)
+    model = build_model(m.name, labels, m.crf)
+    more: dict[str, Any] = {"label_smoothing_factor": 0.0} if m.crf else {}  # the CRF loss is its own NLL
+    args = config.training.to_training_arguments(
+        seed_dir / "checkpoints",
+        seed=seed,
+        metric_for_best_model=config.selection_metric,
+        disable_tqdm=quiet,
+        **more,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ex,
+        eval_dataset=dev_ex,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=lambda ev: window_metrics(
+            ev.predictions, dev_firsts, data["dev"][1], labels, config.scheme
+        ),
+        preprocess_logits_for_metrics=lambda logits, _labels: logits.argmax(-1),
+    )
+    if quiet:  # with tqdm off, the Trainer prints its logs instead; quiet means neither
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    with progress_bars(not quiet):
+        train_resumable(trainer, seed_dir / "checkpoints")
+    meta = {
+        "labels": labels,
+        "scheme": config.scheme,
+        "max_length": m.max_length,
+        "stride": m.stride,
+        "word_strategy": m.word_strategy,
+        "crf": m.crf,
+        "base_model": m.name,
+    }
+    trained = trainer.model.eval()
+    with progress_bars(not quiet):
+        save_tagger(trained, tokenizer, seed_dir / "model", meta)
+    dev_pred = predict_posts(
+        trained, tokenizer, meta, data["dev"][0], config.training.per_device_eval_batch_size
+    )
+    scores = score_tags(data["dev"][1], dev_pred)
+    summary = {
+        "strict_f1": scores["strict"]["overall"]["f1"],
+        "relaxed_f1": scores["relaxed"]["overall"]["f1"],
+    }
+    history = epoch_history(trainer)
+    write_json(
+        seed_dir / "metrics.json",
+        {
+            "seed": seed,
+            "summary": summary,
+            "dev": scores,
+            "history": history,
+            "train_windows": len(train_ex),
+            "dev_posts": len(data["dev"][0]),
+        },
+    )
+    remove_checkpoints(seed_dir / "checkpoints")
+    mark_seed_done(seed_dir, summary)
+    return summary

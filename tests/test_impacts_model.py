@@ -1,0 +1,171 @@
+"""Contract of the impact tagger on tiny random models: training, gradients, save/reload, batching, files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+C, S = "ClinicalImpacts", "SocialImpacts"
+POSTS = [
+    (
+        ["I", "overdosed", "last", "night", "and", "lost", "my", "job", "."],
+        ["O", f"B-{C}", "O", "O", "O", f"B-{S}", f"I-{S}", f"I-{S}", "O"],
+    ),
+    (["No", "side", "effects", "so", "far", ",", "all", "good", "🙏"], ["O"] * 9),
+    (
+        ["withdrawal", "was", "hell", ",", "my", "family", "stopped", "talking", "to", "me"],
+        [f"B-{C}", "O", "O", "O", f"B-{S}", f"I-{S}", f"I-{S}", f"I-{S}", f"I-{S}", f"I-{S}"],
+    ),
+    (["после", "приёма", "таблеток", "я", "потерял", "работу"], ["O", "O", "O", "O", f"B-{S}", f"I-{S}"]),
+]
+
+
+def _write_csv(path: Path, posts, labelled=True) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["tokens", "labels", "ID", "ner_tags"] if labelled else ["ID", "tokens"])
+        for n, (tokens, tags) in enumerate(posts):
+            if labelled:
+                io = [t[2:] if t != "O" else "_" for t in tags]
+                w.writerow([repr(tokens), repr(io), f"Train_{n}", repr(tags)])
+            else:
+                w.writerow([f"Test_{n}", repr(tokens)])
+    return path
+
+
+def _config(model_dir: Path, train_csv: Path, scheme: str, crf: bool, out: Path):
+    from medsift.config import parse_config
+
+    return parse_config(
+        {
+            "task": "impacts",
+            "model": {"name": str(model_dir), "max_length": 16, "stride": 4, "crf": crf},
+            "data": {"train": [str(train_csv)], "val_fraction": 0.2, "seed": 1},
+            "scheme": scheme,
+            "training": {
+                "learning_rate": 5e-3,
+                "num_train_epochs": 4,
+                "per_device_train_batch_size": 4,
+                "use_cpu": True,
+                "logging_steps": 1,
+                "label_smoothing_factor": 0.1,
+            },
+            "seeds": [7],
+            "output_dir": str(out),
+        }
+    )
+
+
+def _long_post(n: int = 60) -> list[str]:
+    return ("I lost my job after the overdose and my family left " * 10).split()[:n]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("arch", "scheme", "crf"),
+    [
+        ("tiny_bert", "bio", False),
+        ("tiny_bert", "io", False),
+        ("tiny_deberta", "bio", True),
+        ("tiny_xlmr", "io", False),
+    ],
+)
+def test_tagger_contract(request, tmp_path, arch, scheme, crf):
+    from medsift.impacts.predict import SpanTagger, predict_file
+    from medsift.impacts.train import train
+    from medsift.runs import RunManifest, read_json
+
+    torch.set_num_threads(1)
+    model_dir = request.getfixturevalue(arch)
+    train_csv = _write_csv(tmp_path / "train.csv", POSTS * 6)
+    config = _config(model_dir, train_csv, scheme, crf, tmp_path / "run")
+    run_dir = train(config, quiet=True)
+
+    assert RunManifest.load(run_dir).kind == "impacts-tagger"
+    assert (run_dir / "config.yaml").exists() and (run_dir / "seed-7" / "DONE").exists()
+    assert not (run_dir / "seed-7" / "checkpoints").exists()
+    assert list((run_dir / "seed-7" / "model").glob("*.safetensors"))
+    metrics = read_json(run_dir / "seed-7" / "metrics.json")
+    history = metrics["history"]
+    assert len(history) == 4 and history[-1]["train_loss"] < history[0]["train_loss"]
+    meta = json.loads((run_dir / "seed-7" / "model" / "tagger.json").read_text())
+    assert meta["labels"] == (
+        ["O", f"B-{C}", f"I-{C}", f"B-{S}", f"I-{S}"] if scheme == "bio" else ["O", C, S]
+    )
+
+    # Reloaded from disk twice: identical tags; batched equals one by one; long posts keep every token.
+    posts = [p[0] for p in POSTS] + [_long_post(60), _long_post(7), [""]]
+    a = SpanTagger.from_run(run_dir).tag(posts, batch_size=8)
+    b = SpanTagger.from_run(run_dir)
+    assert b.tag(posts, batch_size=8) == a
+    assert [b.tag([p], batch_size=1)[0] for p in posts] == a
+    assert [len(t) for t in a] == [len(p) for p in posts]
+
+    # Files: labelled CSV gives scores; unlabelled CSV and raw text give one tag per token and spans.
+    scores = predict_file(run_dir, train_csv, tmp_path / "sub.csv", quiet=True)
+    assert set(scores) >= {"strict", "relaxed"} and 0.0 <= scores["strict"]["overall"]["f1"] <= 1.0
+    test_csv = _write_csv(tmp_path / "test.csv", [(p, None) for p in posts[:-1]], labelled=False)
+    assert predict_file(run_dir, test_csv, tmp_path / "sub2.csv", spans_json=tmp_path / "s.json") == {}
+    from medsift.io import read_impacts_submission
+
+    sub = read_impacts_submission(tmp_path / "sub2.csv")
+    assert [len(t) for t in sub["predicted_ner_tags"]] == [len(p) for p in posts[:-1]]
+    (tmp_path / "posts.txt").write_text(
+        "I overdosed and lost my job.\n\nWithdrawal 😩 again\n", encoding="utf-8"
+    )
+    predict_file(run_dir, tmp_path / "posts.txt", tmp_path / "sub3.csv", spans_json=tmp_path / "t.json")
+    records = json.loads((tmp_path / "t.json").read_text())
+    assert [r["ID"] for r in records] == ["1", "3"]
+    text = "I overdosed and lost my job."
+    for span in records[0]["spans"]:
+        assert text[span["start_char"] : span["end_char"]] == span["text"]
+
+    # Running again resumes: the finished seed is not trained twice.
+    mtime = (run_dir / "seed-7" / "DONE").stat().st_mtime
+    train(config, quiet=True)
+    assert (run_dir / "seed-7" / "DONE").stat().st_mtime == mtime
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crf", [False, True])
+def test_every_trainable_parameter_gets_a_gradient(tiny_bert, crf):
+    from transformers import AutoTokenizer
+
+    from medsift.impacts.bio import label_list
+    from medsift.impacts.model import build_model
+    from medsift.impacts.train import encode_examples
+
+    torch.manual_seed(0)
+    labels = label_list([C, S], "bio")
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert))
+    model = build_model(str(tiny_bert), labels, crf)
+    model.train()
+    examples, _ = encode_examples(tok, [p[0] for p in POSTS], [p[1] for p in POSTS], "bio", labels, 16, 4)
+    from transformers import DataCollatorForTokenClassification
+
+    batch = DataCollatorForTokenClassification(tok)(examples)
+    loss = model(**batch).loss
+    loss.backward()
+    missing = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
+    ]
+    assert missing == []
+
+
+def test_crf_packing_moves_valid_positions_first():
+    from medsift.impacts.model import pack_valid
+
+    emissions = torch.arange(2 * 4 * 1, dtype=torch.float).reshape(2, 4, 1)
+    valid = torch.tensor([[False, True, False, True], [False, False, False, False]])
+    labels = torch.tensor([[-100, 2, -100, 1], [-100, -100, -100, -100]])
+    packed, tags, mask = pack_valid(emissions, valid, labels)
+    assert packed[0, :2, 0].tolist() == [1.0, 3.0]
+    assert tags[0, :2].tolist() == [2, 1] and mask[0].tolist() == [True, True, False, False]
+    assert mask[1].tolist() == [True, False, False, False]  # an empty row still starts with one step
