@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -39,6 +40,28 @@ def lines(text: str) -> list[str]:
     if parts and parts[-1] == "":
         parts.pop()
     return [part.removesuffix("\r") for part in parts]
+
+
+def write_csv_rows(fh: IO[str], header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Write a header and rows as comma-separated values with ``\\n`` line ends, quoting only where needed.
+
+    The csv module does not quote a field that holds a lone ``\\r`` when the line terminator is ``\\n``, and
+    such a file no longer parses; rows with a ``\\r`` are therefore written with every field quoted.
+    """
+    minimal = csv.writer(fh, lineterminator="\n")
+    quote_all = csv.writer(fh, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    minimal.writerow(header)
+    for row in rows:
+        (quote_all if any("\r" in str(cell) for cell in row) else minimal).writerow(row)
+
+
+def check_writable(values: Sequence[object], path: Path, column: str) -> None:
+    """Refuse a NUL character in a value about to be written: medsift's readers would refuse the file."""
+    for row, value in enumerate(values, start=1):
+        if "\x00" in str(value):
+            raise MedsiftError(
+                f"{column} contains a NUL character (\\x00), which cannot be written", file=path, row=row
+            )
 
 
 def load_header(path: str | Path) -> list[str]:

@@ -88,9 +88,9 @@ def write_conll(path: str | Path, frame: pd.DataFrame, *, tags_column: str = "ne
             raise MedsiftError("need a non-empty token list with one tag per token", file=path, row=row)
         check_tags(list(tags), path, row, column=tags_column)
         for token in tokens:
-            if not token or any(ch.isspace() for ch in token):
+            if not token or "\x00" in token or any(ch.isspace() for ch in token):
                 raise MedsiftError(
-                    f"token {token!r} is empty or contains whitespace; CoNLL cannot hold it",
+                    f"token {token!r} is empty or contains whitespace or NUL; CoNLL cannot hold it",
                     file=path,
                     row=row,
                 )

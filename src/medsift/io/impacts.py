@@ -8,7 +8,6 @@ any ``X``), never from a hard-coded list.
 from __future__ import annotations
 
 import ast
-import csv
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,12 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from medsift.errors import MedsiftError
-from medsift.io._load import load_csv
+from medsift.io._load import check_writable, load_csv, write_csv_rows
 from medsift.io.atomic import atomic_write
 
 IMPACT_COLUMNS = ["ID", "tokens", "ner_tags", "labels", "source", "uid"]
 SUBMISSION_COLUMNS = ("ID", "predicted_ner_tags")
-_TAG = re.compile(r"O|[BI]-\S+")
+# Any entity type is accepted; whitespace and control characters are not (they cannot be written back).
+_TAG = re.compile(r"O|[BI]-[^\s\x00-\x1f\x7f]+")
 
 
 def parse_list_cell(cell: str, path: str | Path, row: int, column: str) -> list[str]:
@@ -189,6 +189,7 @@ def write_impacts_submission(
         raise MedsiftError(f"{len(ids)} IDs but {len(token_lists)} token lists", file=path)
     if not ids:
         raise MedsiftError("nothing to write: no IDs", file=path)
+    check_writable(ids, path, "ID")
     rows = []
     for row, (value, tags) in enumerate(zip(ids, tag_lists, strict=True), start=1):
         if not value.strip():
@@ -202,9 +203,7 @@ def write_impacts_submission(
             )
         rows.append((value, format_list(tags)))
     with atomic_write(path) as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(SUBMISSION_COLUMNS)
-        writer.writerows(rows)
+        write_csv_rows(fh, SUBMISSION_COLUMNS, rows)
 
 
 def read_impacts_submission(path: str | Path, *, label_set: Iterable[str] | None = None) -> pd.DataFrame:

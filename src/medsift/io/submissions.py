@@ -6,7 +6,6 @@ readers accept; readers refuse what the official scorer would only warn about.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Sequence
 from numbers import Number
@@ -15,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from medsift.errors import MedsiftError
-from medsift.io._load import load_csv
+from medsift.io._load import check_writable, load_csv, write_csv_rows
 from medsift.io.ade import parse_label
 from medsift.io.atomic import atomic_write
 
@@ -79,13 +78,12 @@ def write_ade_submission(
     if not ids:
         raise MedsiftError("nothing to write: no ids", file=path)
     _check_unique(ids, path)
+    check_writable(ids, path, "id")
     values = [_as_binary(v, path, row) for row, v in enumerate(labels, start=1)]
     if expected_ids is not None:
         _check_expected(ids, [str(i) for i in expected_ids], path)
     with atomic_write(path) as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(SUBMISSION_COLUMNS)
-        writer.writerows(zip(ids, values, strict=True))
+        write_csv_rows(fh, SUBMISSION_COLUMNS, zip(ids, values, strict=True))
 
 
 def read_ade_submission(path: str | Path, *, expected_ids: Iterable[object] | None = None) -> pd.DataFrame:
@@ -147,6 +145,8 @@ def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
         raise MedsiftError("nothing to write: the frame has no rows", file=path)
     ids = [str(i) for i in frame["id"]]
     _check_unique(ids, path)
+    check_writable(ids, path, "id")
+    check_writable(frame["language"].tolist(), path, "language")
     prob_cols = _probability_columns(frame.columns)
     columns = [
         "id",
@@ -167,9 +167,7 @@ def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
                 out.append(repr(_probability(cells[column], path, row, column)))
         rows.append(out)
     with atomic_write(path) as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
+        write_csv_rows(fh, columns, rows)
 
 
 def read_probabilities(path: str | Path) -> pd.DataFrame:
