@@ -21,8 +21,13 @@ setup: $(VENV)/.installed
 
 # The main job on the offline default: prepare the offline models, train the small ADE
 # classifier on the bundled sample, predict and score.
+DEMO := runs/demo-ade
 demo: setup
-	HF_HUB_OFFLINE=1 $(VENV)/bin/medsift demo
+	rm -rf $(DEMO)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/medsift models --prepare offline:e5-small
+	HF_HUB_OFFLINE=1 $(VENV)/bin/medsift train ade-e5-small-cpu --output-dir $(DEMO)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/medsift predict $(DEMO) src/medsift/data/ade_sample_test.csv \
+		-o $(DEMO)/submission.csv --probabilities $(DEMO)/test_probabilities.csv
 
 # Every test but the GPU ones (those skip themselves without CUDA anyway).
 test: setup

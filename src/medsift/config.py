@@ -88,6 +88,10 @@ class TrainingSection(StrictModel):
             greater_is_better=True,
             disable_tqdm=more.pop("disable_tqdm", False),
         )
+        import torch
+
+        if not torch.cuda.is_available():
+            kwargs["dataloader_pin_memory"] = False  # pinning needs an accelerator; it only warns without one
         kwargs.update(more)
         kwargs.update(self.extra)
         if not kwargs["report_to"]:
