@@ -1,0 +1,80 @@
+"""ONNX export and ONNX Runtime scoring agree with torch on a tiny trained ADE run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medsift.errors import MedsiftError
+from test_ade import NEG, POS, make_ade_csv, tiny_config
+
+TEXTS = POS + NEG + ["a post much longer than the tiny model's room " * 8]
+
+
+@pytest.fixture(scope="module")
+def ade_run(tiny_bert: Path, tmp_path_factory) -> Path:
+    from medsift.ade.train import train
+
+    tmp = tmp_path_factory.mktemp("onnx")
+    config = tiny_config(
+        tiny_bert, make_ade_csv(tmp / "train.csv"), tmp / "run", training={"num_train_epochs": 2}
+    )
+    return train(config, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def exported(ade_run: Path) -> list[Path]:
+    from medsift.engine.onnx import export_onnx
+
+    return export_onnx(ade_run, quantize=True)
+
+
+def test_export_writes_fp32_and_int8_models_and_a_report(ade_run: Path, exported: list[Path]):
+    onnx_dir = ade_run / "seed-7" / "onnx"
+    assert exported == [onnx_dir / "model.onnx", onnx_dir / "model.int8.onnx"]
+    report = json.loads((onnx_dir / "export.json").read_text())
+    assert report["max_abs_diff"]["fp32"] <= 1e-4
+    assert not list(onnx_dir.glob("*.tmp"))
+
+
+def test_onnx_backend_agrees_with_torch(ade_run: Path, exported: list[Path]):
+    from medsift.engine import load_classifier
+    from medsift.engine.onnx import OnnxAdeClassifier
+
+    torch_pred = load_classifier(ade_run, backend="torch", device="cpu").predict(TEXTS)
+    fp32 = OnnxAdeClassifier.from_run(ade_run, quantized=False, threads=1).predict(TEXTS)
+    np.testing.assert_allclose(fp32.p_ade, torch_pred.p_ade, atol=1e-4)
+    assert fp32.labels.tolist() == torch_pred.labels.tolist()
+    assert fp32.n_truncated == torch_pred.n_truncated == 1
+    int8 = load_classifier(ade_run, backend="onnx", threads=1).predict(TEXTS)  # int8 is picked when present
+    assert list(int8.per_seed) == ["seed7"]
+    np.testing.assert_allclose(int8.p_ade, torch_pred.p_ade, atol=0.1)
+    # batching must not change ONNX results either
+    one_by_one = OnnxAdeClassifier.from_run(ade_run, quantized=False, threads=1).predict(
+        TEXTS, batch_tokens=1
+    )
+    np.testing.assert_allclose(one_by_one.p_ade, fp32.p_ade, atol=1e-5)
+
+
+def test_missing_export_and_unknown_backend_are_clear_errors(ade_run: Path, tmp_path: Path):
+    import shutil
+
+    from medsift.engine import load_classifier
+
+    copy = tmp_path / "run"
+    shutil.copytree(ade_run, copy, ignore=shutil.ignore_patterns("onnx", "checkpoints"))
+    with pytest.raises(MedsiftError, match="medsift export"):
+        load_classifier(copy, backend="onnx")
+    with pytest.raises(MedsiftError, match="unknown backend"):
+        load_classifier(copy, backend="tensorrt")
+
+
+def test_export_command(ade_run: Path, exported: list[Path], capsys):
+    from medsift.cli import main
+
+    main(["export", str(ade_run)])
+    assert "model.onnx" in capsys.readouterr().out
+    assert not (ade_run / "seed-7" / "onnx" / "model.int8.onnx").exists()
