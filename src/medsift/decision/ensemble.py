@@ -1,0 +1,395 @@
+"""``medsift ensemble``: combine ADE members into a run that ``medsift predict`` can use on new posts.
+
+Which rows tune what (the point of the whole layer):
+
+- member weights come from each member's validation F1 at 0.5 (``val`` rows: they chose the checkpoints, so
+  they may rank members but never set a threshold);
+- calibrators and thresholds are fit on the members' ``calib`` rows, used for nothing else. When the members
+  have no calib rows, ``cross_fit`` K fits them on the val rows and reports an out-of-fold score instead; the
+  manifest and the report say so, because those rows also chose the checkpoints.
+
+The ensemble directory holds ``ensemble.json`` (everything needed to predict), ``thresholds.json``,
+``calib_probabilities.csv`` / ``val_probabilities.csv`` (combined, with calibrated member columns),
+``report.md`` and, written last, ``medsift_run.json`` (kind ``ade-ensemble``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medsift.decision.calibration import Calibrator, calibrate_members, expected_calibration_error
+from medsift.decision.members import Member, MemberPredictor
+from medsift.decision.thresholds import (
+    DEFAULT_GRID,
+    ThresholdPolicy,
+    cross_fit_thresholds,
+    score_labels,
+    tune_thresholds,
+)
+from medsift.decision.voting import align_members, combine, weights_from_scores
+from medsift.errors import MedsiftError
+from medsift.runs import RunManifest, read_json, write_json
+
+ENSEMBLE_FORMAT = "medsift.ade_ensemble/1"
+
+
+@dataclass
+class EnsembleOptions:
+    """Every choice of ``medsift ensemble`` (see the command's help for each)."""
+
+    method: str = "soft"
+    weights: list[float] | None = None
+    weights_from: str = "val_f1"
+    thresholds: str = "global"
+    fallback: str = "mean"
+    grid: list[float] | None = None
+    metric: str = "f1"
+    min_positives: int = 5
+    calibrate: str = "none"
+    cross_fit: int | None = None
+    cross_fit_seed: int = 13
+
+
+@dataclass
+class Rows:
+    """Aligned rows of every member: ids, labels, languages and the (n_rows, n_members) probabilities."""
+
+    ids: np.ndarray
+    y: np.ndarray
+    languages: np.ndarray
+    probs: np.ndarray
+    source: list[str]
+
+
+def _aligned(members: list[Member], split: str) -> Rows:
+    frames = {m.name: getattr(m, split) for m in members}
+    ids, probs = align_members(frames)
+    first = frames[members[0].name].set_index("id").loc[list(ids)]
+    if "label" not in first.columns or first["label"].isna().any():
+        raise MedsiftError(f"member {members[0].name!r}: every {split} row needs a label to tune on it")
+    y = first["label"].astype(int).to_numpy()
+    sources = [str(getattr(m, f"{split}_path")) for m in members]
+    return Rows(ids, y, first["language"].astype(str).to_numpy(dtype=object), probs, sources)
+
+
+def _member_weights(members: list[Member], val: Rows, options: EnsembleOptions) -> tuple[list, list | None]:
+    """(validation F1 at 0.5 per member, normalised weights or None for equal weights).
+
+    Explicit ``weights`` apply to any method (soft + weights is the weighted vote, hard + weights a weighted
+    majority); otherwise only ``weighted`` derives weights, from the members' val F1.
+    """
+    f1s = [score_labels(val.y, (val.probs[:, j] >= 0.5).astype(int)) for j in range(len(members))]
+    if options.weights is not None:
+        if len(options.weights) != len(members):
+            raise MedsiftError(
+                f"{len(options.weights)} weights for {len(members)} members; give one per member"
+            )
+        w = np.asarray(options.weights, dtype=float)
+        if (w < 0).any() or w.sum() <= 0:
+            raise MedsiftError(f"weights must be non-negative and not all zero, got {options.weights}")
+        return f1s, (w / w.sum()).tolist()
+    if options.method == "weighted" and options.weights_from == "val_f1":
+        return f1s, weights_from_scores(f1s).tolist()
+    if options.weights_from not in ("val_f1", "equal"):
+        raise MedsiftError(f"unknown --weights-from {options.weights_from!r}; expected val_f1 or equal")
+    return f1s, None  # hard and soft votes weigh members equally unless weights are given
+
+
+def _combine(probs: np.ndarray, options: EnsembleOptions, weights: list | None) -> np.ndarray:
+    method = "soft" if options.method == "weighted" and weights is None else options.method
+    return combine(probs, method, None if weights is None else np.asarray(weights))  # type: ignore[arg-type]
+
+
+def _tuning_rows(members: list[Member], val: Rows, options: EnsembleOptions) -> tuple[Rows | None, str]:
+    needs_tuning = options.thresholds != "global" or options.calibrate != "none"
+    without = [m.name for m in members if m.calib is None]
+    if not without:
+        return _aligned(members, "calib"), "calib"
+    if not needs_tuning:
+        return None, "none"
+    if options.cross_fit:
+        return val, "val (cross-fitted)"
+    raise MedsiftError(
+        f"member(s) {', '.join(without)} have no calib rows to tune thresholds/calibration on; give them "
+        "(val=PATH,calib=PATH or --calib-file) or pass --cross-fit K to cross-fit on the val rows"
+    )
+
+
+def _ece_table(members: list[Member], rows: Rows, cals: list[Calibrator], label: str) -> dict[str, dict]:
+    table = {}
+    for j, member in enumerate(members):
+        before = rows.probs[:, j]
+        table[member.name] = {
+            f"{label}_before": expected_calibration_error(rows.y, before),
+            f"{label}_after": expected_calibration_error(rows.y, cals[j].apply(before)),
+        }
+    return table
+
+
+def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
+    """Fit weights, calibrators and the threshold policy; returns the body of ``ensemble.json``."""
+    val = _aligned(members, "val")
+    f1s, weights = _member_weights(members, val, options)
+    tune, tuned_on = _tuning_rows(members, val, options)
+    cals = [Calibrator("none")] * len(members)
+    if tune is not None and options.calibrate != "none":
+        cals = calibrate_members(tune.y, tune.probs, options.calibrate)  # type: ignore[arg-type]
+    grid = np.asarray(options.grid if options.grid is not None else DEFAULT_GRID, dtype=float)
+    tune_kwargs = dict(
+        mode=options.thresholds,
+        grid=grid,
+        metric=options.metric,
+        min_positives=options.min_positives,
+        fallback=options.fallback,
+    )
+    out_of_fold = None
+    if tune is None:
+        policy = ThresholdPolicy(mode="global", fallback=0.5, fallback_rule="global")
+    else:
+        combined = _combine(_calibrated(tune.probs, cals), options, weights)
+        if tuned_on.startswith("val"):
+            fit = cross_fit_thresholds(
+                tune.y, combined, tune.languages, options.cross_fit, options.cross_fit_seed, **tune_kwargs
+            )
+            policy, out_of_fold = fit.policy, fit.score
+        else:
+            policy = tune_thresholds(tune.y, combined, tune.languages, **tune_kwargs)  # type: ignore[arg-type]
+    ece: dict[str, dict] = {m.name: {} for m in members}
+    for rows, label in ((tune, "tuning_rows"), (val if tuned_on == "calib" else None, "val_rows")):
+        if rows is not None:
+            for name, values in _ece_table(members, rows, cals, label).items():
+                ece[name].update(values)
+    return {
+        "format": ENSEMBLE_FORMAT,
+        "method": options.method,
+        "options": asdict(options),
+        "members": [
+            {**m.to_dict(), "val_f1_at_0.5": f1s[j], "weight": None if weights is None else weights[j]}
+            for j, m in enumerate(members)
+        ],
+        "weights": weights,
+        "calibrators": [asdict(c) for c in cals],
+        "policy": policy.to_dict(),
+        "rows_used": {
+            "weights": {"split": "val", "rows": len(val.ids), "files": val.source},
+            "calibration_and_thresholds": {
+                "split": tuned_on,
+                "rows": 0 if tune is None else len(tune.ids),
+                "files": [] if tune is None else tune.source,
+                "cross_fit_folds": options.cross_fit if tuned_on.startswith("val") else None,
+                "out_of_fold_score": out_of_fold,
+            },
+        },
+        "warnings": _warnings(tuned_on),
+        "ece": ece,
+    }
+
+
+def _warnings(tuned_on: str) -> list[str]:
+    if tuned_on.startswith("val"):
+        return [
+            "NO CALIBRATION ROWS: calibrators and thresholds were fit on the VAL rows, which also chose the "
+            "members' checkpoints. The thresholds were cross-fitted (the out-of-fold score is honest for the "
+            "threshold step only); scores on val rows remain optimistic."
+        ]
+    return []
+
+
+def _calibrated(probs: np.ndarray, cals: list[Calibrator]) -> np.ndarray:
+    return np.column_stack([cal.apply(probs[:, j]) for j, cal in enumerate(cals)])
+
+
+def _frame(rows: Rows, members: list[Member], spec: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+    cals = [Calibrator(**c) for c in spec["calibrators"]]
+    probs = _calibrated(rows.probs, cals)
+    p = _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"])
+    frame = pd.DataFrame({"id": rows.ids, "language": rows.languages, "p_ade": p, "label": rows.y})
+    for j, member in enumerate(members):
+        frame[f"p_ade__{member.name}"] = probs[:, j]
+    return frame, p
+
+
+def build_ensemble(members: list[Member], out_dir: str | Path, options: EnsembleOptions) -> dict[str, Any]:
+    """Fit and write an ensemble run directory from ``members``; returns the ``ensemble.json`` content."""
+    from medsift.io import write_probabilities
+    from medsift.io.atomic import atomic_write_text
+
+    if not members:
+        raise MedsiftError("an ensemble needs at least one member")
+    if options.method not in ("hard", "soft", "weighted"):
+        raise MedsiftError(f"unknown method {options.method!r}; expected hard, soft or weighted")
+    out_dir = Path(out_dir)
+    if (out_dir / "medsift_run.json").exists():
+        raise MedsiftError("a finished run is already here; choose another output directory", file=out_dir)
+    spec = _fit(members, options)
+    policy = ThresholdPolicy.from_dict(spec["policy"])
+    val_frame, val_p = _frame(_aligned(members, "val"), members, spec)
+    val_labels = policy.apply(val_p, val_frame["language"].to_numpy())
+    spec["val_f1"] = score_labels(val_frame["label"].to_numpy(), val_labels)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_probabilities(out_dir / "val_probabilities.csv", val_frame)
+    if all(m.calib is not None for m in members):
+        write_probabilities(
+            out_dir / "calib_probabilities.csv", _frame(_aligned(members, "calib"), members, spec)[0]
+        )
+    write_json(out_dir / "thresholds.json", spec["policy"])
+    write_json(out_dir / "ensemble.json", spec)
+    atomic_write_text(out_dir / "report.md", ensemble_report(spec))
+    RunManifest(
+        kind="ade-ensemble",
+        task="ade",
+        extra={"method": options.method, "members": [m.name for m in members]},
+    ).save(out_dir)
+    return spec
+
+
+def load_spec(run_dir: str | Path) -> dict[str, Any]:
+    """Read and check an ensemble's ``ensemble.json``."""
+    run_dir = Path(run_dir)
+    manifest = RunManifest.load(run_dir)
+    if manifest.kind != "ade-ensemble":
+        raise MedsiftError(f"expected an ADE ensemble run, found kind '{manifest.kind}'", file=run_dir)
+    spec = read_json(run_dir / "ensemble.json")
+    if spec.get("format") != ENSEMBLE_FORMAT:
+        raise MedsiftError(f"unknown ensemble format {spec.get('format')!r}", file=run_dir / "ensemble.json")
+    return spec
+
+
+def ensemble_probabilities(
+    run_dir: str | Path,
+    texts: list[str],
+    languages: list[str],
+    *,
+    predictor: MemberPredictor | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], ThresholdPolicy]:
+    """Score posts with every member, calibrate, combine. Returns ``(p, calibrated member columns, policy)``."""
+    spec = load_spec(run_dir)
+    predictor = predictor or MemberPredictor()
+    columns = {m["name"]: predictor.predict(m, texts, languages) for m in spec["members"]}
+    probs = np.column_stack([np.asarray(v, dtype=float) for v in columns.values()])
+    if probs.shape[0] != len(texts):
+        raise MedsiftError(f"internal error: members gave {probs.shape[0]} rows for {len(texts)} posts")
+    probs = _calibrated(probs, [Calibrator(**c) for c in spec["calibrators"]])
+    p = _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"])
+    calibrated = {name: probs[:, j] for j, name in enumerate(columns)}
+    return p, calibrated, ThresholdPolicy.from_dict(spec["policy"])
+
+
+def predict_file(
+    run_dir: Path,
+    input_path: Path,
+    output: Path,
+    *,
+    probabilities: Path | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Predict every row of ``input_path`` with an ensemble run; write the submission (and probabilities).
+
+    Rows of a language the thresholds were not tuned for (e.g. Farsi) get the policy's fallback. Returns
+    ``rows``, ``positives``, ``fallback_rows`` and, for labelled input, ``scores``.
+    """
+    from medsift.io import read_ade_any, write_ade_submission, write_probabilities
+    from medsift.scoring import score_ade
+
+    rows = read_ade_any(input_path, labelled=None)
+    languages = rows["language"].fillna("").astype(str).tolist()
+    p, members, policy = ensemble_probabilities(
+        run_dir, rows["text"].tolist(), languages, predictor=MemberPredictor(quiet=quiet)
+    )
+    labels = policy.apply(p, languages)
+    write_ade_submission(output, rows["id"].tolist(), labels.tolist())
+    labelled = bool(rows["label"].notna().all())
+    if probabilities is not None:
+        frame = pd.DataFrame({"id": rows["id"].astype(str), "language": languages, "p_ade": p})
+        if labelled:
+            frame["label"] = rows["label"].astype(int).to_numpy()
+        for name, values in members.items():
+            frame[f"p_ade__{name}"] = values
+        write_probabilities(probabilities, frame)
+    result: dict[str, Any] = {
+        "rows": len(rows),
+        "positives": int(labels.sum()),
+        "fallback_rows": int(sum(lang not in policy.thresholds for lang in languages)),
+        "thresholds": {lang: policy.threshold_for(lang) for lang in sorted(set(languages))},
+    }
+    if labelled:
+        gold = rows[["id", "label", "language"]]
+        result["scores"] = score_ade(
+            gold, pd.DataFrame({"id": rows["id"], "predicted_label": labels})
+        ).to_dict()
+    return result
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def ensemble_report(spec: dict[str, Any]) -> str:
+    """``report.md``: members and weights, thresholds per language and the fallback, ECE, rows used."""
+    policy = ThresholdPolicy.from_dict(spec["policy"])
+    used = spec["rows_used"]
+    tune = used["calibration_and_thresholds"]
+    lines = [f"# ADE ensemble ({spec['method']} vote)", ""]
+    lines += [f"> **{w}**" for w in spec["warnings"]] + ([""] if spec["warnings"] else [])
+    lines += [
+        "## Members",
+        "",
+        "| member | kind | val F1 @0.5 | weight | calibrator |",
+        "|---|---|---|---|---|",
+    ]
+    for member, cal in zip(spec["members"], spec["calibrators"], strict=True):
+        shown = {"none": "none", "temperature": f"T={cal['temperature']:.3f}"}.get(
+            cal["method"], f"a={cal['a']:.3f} b={cal['b']:.3f}"
+        )
+        weight = "equal" if member["weight"] is None else f"{member['weight']:.3f}"
+        lines.append(
+            f"| {member['name']} | {member['kind']} | {member['val_f1_at_0.5']:.4f} | {weight} | {shown} |"
+        )
+    lines += [
+        "",
+        "## Thresholds",
+        "",
+        f"mode `{policy.mode}`, metric `{policy.metric}`, min positives {policy.min_positives}",
+        "",
+        "| language | threshold | source |",
+        "|---|---|---|",
+    ]
+    for lang in sorted(set(policy.counts) | set(policy.thresholds)):
+        source = "tuned" if lang in policy.thresholds else policy.fallback_languages.get(lang, "fallback")
+        lines.append(f"| {lang} | {policy.threshold_for(lang):.2f} | {source} |")
+    lines += [
+        f"| any other language (e.g. fa) | {policy.fallback:.2f} | fallback rule `{policy.fallback_rule}` |",
+        "",
+        "Fallback rules: `mean` = mean of the tuned per-language thresholds (the papers' rule); `pooled` = the "
+        "threshold optimal on all tuning rows pooled (what pooled F1 rewards); `global` = 0.5.",
+        "",
+        "## Calibration (expected calibration error, 10 bins)",
+        "",
+        "| member | tuning rows before | after | val rows before | after |",
+        "|---|---|---|---|---|",
+    ]
+    for name, e in spec["ece"].items():
+        keys = ("tuning_rows_before", "tuning_rows_after", "val_rows_before", "val_rows_after")
+        lines.append(f"| {name} | " + " | ".join(_fmt(e.get(k)) for k in keys) + " |")
+    lines += [
+        "",
+        "## Rows used",
+        "",
+        f"- member weights (val F1 at 0.5): {used['weights']['rows']} `val` rows "
+        "(they chose the checkpoints; never used for thresholds)",
+        f"- calibrators and thresholds: {tune['rows']} rows of split `{tune['split']}`"
+        + (
+            f", {tune['cross_fit_folds']}-fold cross-fitted, out-of-fold score {_fmt(tune['out_of_fold_score'])}"
+            if tune["cross_fit_folds"]
+            else ""
+        ),
+        *[f"  - `{f}`" for f in dict.fromkeys(tune["files"])],
+        f"- ensemble F1 on val rows with these thresholds: {_fmt(spec.get('val_f1'))}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""Ensemble members: what can join an ADE ensemble, how its stored probabilities are read, and how it scores new
+posts at ``medsift predict`` time.
+
+A member is one of:
+
+- an ADE run directory (``ade-classifier``, ``ade-llm`` or a nested ``ade-ensemble``): its run-level
+  ``val_probabilities.csv`` / ``calib_probabilities.csv`` are read;
+- one seed of a classifier run (``RUN_DIR@seed7``, or every seed with ``expand_seeds``): the
+  ``p_ade__seed<N>`` column of the same files, so that seeds can be voted on;
+- a pair of probability files from any system, ``val=PATH,calib=PATH`` (``name=`` optional). Such a member
+  has no model, so an ensemble holding it can be built and tuned but cannot predict new data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medsift.errors import MedsiftError
+from medsift.runs import RunManifest
+
+RUN_KINDS = ("ade-classifier", "ade-llm", "ade-ensemble")
+FILES_KIND = "probabilities"
+
+
+@dataclass
+class Member:
+    """One ensemble member and its stored probabilities (``val``/``calib`` frames, ``None`` when absent)."""
+
+    name: str
+    kind: str
+    path: Path  # absolute run directory, or the val file of a probability-file member
+    seed: int | None = None
+    val_path: Path | None = None
+    calib_path: Path | None = None
+    val: pd.DataFrame | None = field(default=None, repr=False)
+    calib: pd.DataFrame | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``ensemble.json`` records about the member (absolute paths, so a copy still finds it)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "path": str(self.path),
+            "seed": self.seed,
+            "val_file": str(self.val_path) if self.val_path else None,
+            "calib_file": str(self.calib_path) if self.calib_path else None,
+        }
+
+
+def _read(path: Path, column: str) -> pd.DataFrame:
+    from medsift.io import read_probabilities
+
+    frame = read_probabilities(path)
+    if column not in frame.columns:
+        raise MedsiftError(f"no column {column!r} (columns: {', '.join(frame.columns)})", file=path)
+    out = frame[["id", "language"]].copy()
+    out["id"] = out["id"].astype(str)
+    out["p_ade"] = frame[column].to_numpy(dtype=float)
+    if "label" in frame.columns:
+        out["label"] = frame["label"]
+    return out
+
+
+def _file_member(spec: str) -> Member:
+    parts: dict[str, str] = {}
+    for piece in spec.split(","):
+        key, sep, value = piece.partition("=")
+        if not sep or key.strip() not in ("val", "calib", "name") or not value.strip():
+            raise MedsiftError(
+                f"member {spec!r}: expected val=PATH[,calib=PATH][,name=NAME] for a probability-file member"
+            )
+        parts[key.strip()] = value.strip()
+    if "val" not in parts:
+        raise MedsiftError(f"member {spec!r}: a probability-file member needs val=PATH")
+    val_path = Path(parts["val"]).resolve()
+    calib_path = Path(parts["calib"]).resolve() if "calib" in parts else None
+    for p in (val_path, calib_path):
+        if p is not None and not p.is_file():
+            raise MedsiftError("probability file not found", file=p)
+    name = parts.get("name") or val_path.stem.removesuffix("_probabilities").removesuffix("_val") or "files"
+    return Member(
+        name=name,
+        kind=FILES_KIND,
+        path=val_path,
+        val_path=val_path,
+        calib_path=calib_path,
+        val=_read(val_path, "p_ade"),
+        calib=_read(calib_path, "p_ade") if calib_path else None,
+    )
+
+
+def _run_member(run_dir: Path, seed: int | None) -> Member:
+    manifest = RunManifest.load(run_dir)
+    if manifest.kind not in RUN_KINDS:
+        raise MedsiftError(
+            f"run kind '{manifest.kind}' cannot join an ADE ensemble (expected {', '.join(RUN_KINDS)})",
+            file=run_dir,
+        )
+    column, name = "p_ade", run_dir.name
+    if seed is not None:
+        if manifest.kind != "ade-classifier" or seed not in manifest.seeds:
+            raise MedsiftError(f"no seed {seed} in this run (seeds: {manifest.seeds})", file=run_dir)
+        column, name = f"p_ade__seed{seed}", f"{run_dir.name}@seed{seed}"
+    val_path, calib_path = run_dir / "val_probabilities.csv", run_dir / "calib_probabilities.csv"
+    if not val_path.is_file():
+        raise MedsiftError("the run has no val_probabilities.csv", file=run_dir)
+    # A single-seed run may not write the p_ade__seed<N> columns: then p_ade is that seed.
+    if seed is not None and len(manifest.seeds) == 1:
+        column = "p_ade"
+    return Member(
+        name=name,
+        kind=manifest.kind,
+        path=run_dir,
+        seed=seed,
+        val_path=val_path,
+        calib_path=calib_path if calib_path.is_file() else None,
+        val=_read(val_path, column),
+        calib=_read(calib_path, column) if calib_path.is_file() else None,
+    )
+
+
+def parse_member(spec: str, *, expand_seeds: bool = False) -> list[Member]:
+    """The member(s) named by one command-line ``spec``: a run directory, ``RUN_DIR@seed<N>`` or files.
+
+    With ``expand_seeds`` a classifier run becomes one member per seed.
+    """
+    if "=" in spec:
+        return [_file_member(spec)]
+    path_text, _, seed_text = spec.partition("@seed")
+    run_dir = Path(path_text).resolve()
+    if not run_dir.is_dir():
+        raise MedsiftError("member is neither a run directory nor val=PATH,calib=PATH", file=path_text)
+    if seed_text:
+        if not seed_text.isdigit():
+            raise MedsiftError(f"member {spec!r}: expected RUN_DIR@seed<N> with an integer N")
+        return [_run_member(run_dir, int(seed_text))]
+    manifest = RunManifest.load(run_dir)
+    if expand_seeds and manifest.kind == "ade-classifier" and len(manifest.seeds) > 1:
+        return [_run_member(run_dir, s) for s in manifest.seeds]
+    return [_run_member(run_dir, None)]
+
+
+def unique_names(members: list[Member]) -> list[Member]:
+    """Rename members that share a name (two runs both called ``run``) to ``run``, ``run-2``, ..."""
+    seen: dict[str, int] = {}
+    for member in members:
+        count = seen.get(member.name, 0) + 1
+        seen[member.name] = count
+        if count > 1:
+            member.name = f"{member.name}-{count}"
+    return members
+
+
+def _llm_probabilities(run_dir: Path, texts: list[str], quiet: bool) -> np.ndarray:
+    try:
+        from medsift.llm.predict import ade_probabilities
+    except ImportError as exc:  # the LLM extra may be absent
+        raise MedsiftError(
+            f"cannot run the LLM member ({exc}); install medsift's LLM support", file=run_dir
+        ) from exc
+    from medsift.config import parse_config, read_yaml
+    from medsift.preprocess import normalize_text
+
+    manifest = RunManifest.load(run_dir)
+    config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
+    if getattr(getattr(config, "data", None), "normalize", False):
+        texts = [normalize_text(t) for t in texts]
+    seeds = [ade_probabilities(config, run_dir / f"seed-{s}", texts, quiet=quiet) for s in manifest.seeds]
+    return np.mean(np.stack(seeds), axis=0)
+
+
+class MemberPredictor:
+    """Scores new posts with every member; loads each classifier run once even when its seeds are members."""
+
+    def __init__(self, quiet: bool = True):
+        self.quiet = quiet
+        self._classifier_outputs: dict[Path, Any] = {}
+
+    def _classifier(self, run_dir: Path, texts: list[str], languages: list[str]):
+        if run_dir not in self._classifier_outputs:
+            from medsift.ade import AdeClassifier
+
+            clf = AdeClassifier.from_run(run_dir)
+            self._classifier_outputs[run_dir] = clf.predict(texts, languages, progress=not self.quiet)
+        return self._classifier_outputs[run_dir]
+
+    def predict(self, member: dict[str, Any], texts: list[str], languages: list[str]) -> np.ndarray:
+        """P(ADE) per post from one member recorded in ``ensemble.json``."""
+        kind, path = member["kind"], Path(member["path"])
+        if kind == FILES_KIND:
+            raise MedsiftError(
+                f"member {member['name']!r} is a probability file ({path}); it has no model to score new "
+                "posts. Rebuild the ensemble without it, or give that system's probabilities for this input "
+                "as a member of a new ensemble"
+            )
+        if kind == "ade-classifier":
+            pred = self._classifier(path, texts, languages)
+            if member.get("seed") is None or len(pred.per_seed) == 1:
+                return np.asarray(pred.p_ade, dtype=float)
+            return np.asarray(pred.per_seed[f"seed{member['seed']}"], dtype=float)
+        if kind == "ade-llm":
+            return _llm_probabilities(path, texts, self.quiet)
+        if kind == "ade-ensemble":
+            from medsift.decision.ensemble import ensemble_probabilities
+
+            return ensemble_probabilities(path, texts, languages, predictor=self)[0]
+        raise MedsiftError(f"member {member['name']!r} has an unknown kind {kind!r}", file=path)
