@@ -107,10 +107,13 @@ def test_tagger_contract(request, tmp_path, arch, scheme, crf):
     assert [len(t) for t in a] == [len(p) for p in posts]
 
     # Files: labelled CSV gives scores; unlabelled CSV and raw text give one tag per token and spans.
-    scores = predict_file(run_dir, train_csv, tmp_path / "sub.csv", quiet=True)
+    result = predict_file(run_dir, train_csv, tmp_path / "sub.csv", quiet=True)
+    assert result["rows"] == len(POSTS) * 6
+    scores = result["scores"]
     assert set(scores) >= {"strict", "relaxed"} and 0.0 <= scores["strict"]["overall"]["f1"] <= 1.0
     test_csv = _write_csv(tmp_path / "test.csv", [(p, None) for p in posts[:-1]], labelled=False)
-    assert predict_file(run_dir, test_csv, tmp_path / "sub2.csv", spans_json=tmp_path / "s.json") == {}
+    result = predict_file(run_dir, test_csv, tmp_path / "sub2.csv", spans_json=tmp_path / "s.json")
+    assert "scores" not in result and result["tokens"] == sum(len(p) for p in posts[:-1])
     from medsift.io import read_impacts_submission
 
     sub = read_impacts_submission(tmp_path / "sub2.csv")
@@ -169,3 +172,34 @@ def test_crf_packing_moves_valid_positions_first():
     assert packed[0, :2, 0].tolist() == [1.0, 3.0]
     assert tags[0, :2].tolist() == [2, 1] and mask[0].tolist() == [True, True, False, False]
     assert mask[1].tolist() == [True, False, False, False]  # an empty row still starts with one step
+
+
+@pytest.mark.slow
+def test_cli_tag_prints_spans(tiny_bert, tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    from medsift.cli import main
+    from medsift.impacts.bio import label_list
+    from medsift.impacts.model import build_model, save_tagger
+
+    labels = label_list([C, S], "io")
+    torch.manual_seed(0)
+    model = build_model(str(tiny_bert), labels, False)
+    with torch.no_grad():  # a head that calls every subword SocialImpacts
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 5.0]))
+    meta = {
+        "labels": labels,
+        "scheme": "io",
+        "max_length": 16,
+        "stride": 4,
+        "word_strategy": "first",
+        "crf": False,
+    }
+    save_tagger(model, AutoTokenizer.from_pretrained(str(tiny_bert)), tmp_path / "m", meta)
+    main(["tag", str(tmp_path / "m"), "lost my job", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"post": 1, "spans": [{"label": S, "start_char": 0, "end_char": 11, "text": "lost my job"}]}
+    with pytest.raises(SystemExit):
+        main(["tag", str(tmp_path / "m")])
+    assert "nothing to tag" in capsys.readouterr().err

@@ -204,7 +204,10 @@ def predict_file(
     batch_size: int = 16,
     quiet: bool = False,
 ) -> dict:
-    """Tag a file and write ``ID,predicted_ner_tags``; return strict/relaxed scores when it is labelled.
+    """Tag a file and write ``ID,predicted_ner_tags``; return counts, and strict/relaxed scores when labelled.
+
+    Returns ``{"rows", "tokens", "spans", "members"}`` plus ``"scores"`` (``ImpactScores.to_dict()``: strict and
+    relaxed, as ``medsift score`` prints them) when the input carries gold ``ner_tags``.
 
     ``input_path``: the official CSV (``ID,tokens`` with optional ``ner_tags``), plain ``.txt`` (one post
     per non-empty line; ID = line number) or ``.jsonl`` with ``text`` (and optional ``id``). ``quiet`` is
@@ -227,9 +230,15 @@ def predict_file(
     if spans_json is not None:
         records = _span_records(ids, tokens, tags, raw)
         atomic_write_text(spans_json, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
-    if gold is None:
-        return {}
-    return score_tags(gold, tags)
+    result: dict[str, Any] = {
+        "rows": len(ids),
+        "tokens": sum(len(t) for t in tokens),
+        "spans": sum(sum(1 for t in post if t.startswith("B-")) for post in tags),
+        "members": len(tagger.members),
+    }
+    if gold is not None:
+        result["scores"] = score_tags(gold, tags)
+    return result
 
 
 def score_tags(gold: list[list[str]], pred: list[list[str]]) -> dict:

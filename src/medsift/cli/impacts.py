@@ -1,0 +1,43 @@
+"""``medsift tag RUN_DIR TEXT...``: print the impact spans a trained tagger finds in raw text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def tag(
+        run_dir: Annotated[
+            Path, typer.Argument(help="An impacts run directory (medsift train) or a seed's model folder.")
+        ],
+        texts: Annotated[list[str] | None, typer.Argument(help="Posts to tag (or use --file).")] = None,
+        file: Annotated[
+            Path | None, typer.Option("--file", "-f", help="A .txt file, one post per line.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object per post.")] = False,
+    ) -> None:
+        """Tag raw text with an impact tagger and print its spans (label, character offsets, text)."""
+        from medsift.errors import MedsiftError
+        from medsift.impacts.model import progress_bars
+        from medsift.impacts.predict import SpanTagger
+        from medsift.io import read_text
+
+        posts = list(texts or [])
+        if file is not None:
+            posts += [line for line in read_text(file).splitlines() if line.strip()]
+        if not posts:
+            raise MedsiftError("nothing to tag: give posts as arguments or --file")
+        with progress_bars(False):
+            tagger = SpanTagger.from_run(run_dir)
+        for n, spans in enumerate(tagger.tag_texts(posts), start=1):
+            if as_json:
+                typer.echo(json.dumps({"post": n, "spans": [s._asdict() for s in spans]}, ensure_ascii=False))
+                continue
+            typer.echo(f"post {n}: {len(spans)} span(s)")
+            for s in spans:
+                typer.echo(f"  {s.label}\t{s.start_char}-{s.end_char}\t{s.text}")
