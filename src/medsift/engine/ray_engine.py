@@ -1,0 +1,124 @@
+"""Bulk scoring of a folder of shards on Ray Data: one output file per shard, one model per worker.
+
+The unit of work is a shard: each Ray worker (an actor of a callable class, so the classifier is loaded once
+per worker, not once per batch) streams its shard through :func:`medsift.engine.streaming.predict_stream`,
+which validates it with ``medsift.io``'s rules and writes the output atomically in input order. A shard's
+output is therefore byte-identical to local scoring of the same file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medsift.errors import MedsiftError
+
+SHARD_SUFFIXES = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
+
+
+class _ShardScorer:
+    """Ray Data callable class: loads the classifier in ``__init__`` (once per actor)."""
+
+    def __init__(self, run_dir: str, backend: str, threads: int):
+        import torch
+
+        from medsift.engine.backends import load_classifier
+
+        torch.set_num_threads(threads)
+        self.run_dir = run_dir
+        self.classifier = load_classifier(run_dir, backend=backend, device="cpu", threads=threads)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from medsift.engine.streaming import predict_stream
+
+        rows, errors = [], []
+        for shard, output, probs in zip(batch["shard"], batch["output"], batch["probabilities"], strict=True):
+            try:
+                result = predict_stream(
+                    self.run_dir,
+                    shard,
+                    output,
+                    probabilities=probs or None,
+                    quiet=True,
+                    classifier=self.classifier,
+                )
+            except MedsiftError as exc:  # sent back as data: the driver re-raises it as a one-line error
+                rows.append(0)
+                errors.append(exc.render())
+                continue
+            rows.append(result["rows"])
+            errors.append("")
+        return {
+            "shard": batch["shard"],
+            "output": batch["output"],
+            "rows": np.array(rows, dtype=np.int64),
+            "error": np.array(errors, dtype=object),
+        }
+
+
+def list_shards(shard_dir: Path) -> list[Path]:
+    """The shard files of a folder (csv, jsonl, parquet), sorted by name."""
+    if not shard_dir.is_dir():
+        raise MedsiftError("--engine ray expects a folder of shard files as INPUT", file=shard_dir)
+    shards = sorted(p for p in shard_dir.iterdir() if p.is_file() and p.suffix.lower() in SHARD_SUFFIXES)
+    if not shards:
+        raise MedsiftError(f"no shard files ({', '.join(SHARD_SUFFIXES)}) in this folder", file=shard_dir)
+    return shards
+
+
+def predict_shards_ray(
+    run_dir: str | Path,
+    shard_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    backend: str = "torch",
+    num_cpus: int | None = None,
+    workers: int | None = None,
+    probabilities: bool = False,
+) -> dict[str, Any]:
+    """Score every shard of ``shard_dir`` into ``out_dir/<shard name>`` (same format; CSV = submission).
+
+    With ``probabilities`` each shard also gets ``<stem>.probabilities.csv``. Starts a local Ray instance
+    (``num_cpus``) unless one is already running, and stops it again if it started it.
+    """
+    import ray
+
+    shard_dir, out_dir = Path(shard_dir), Path(out_dir)
+    shards = list_shards(shard_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        workers = max(1, min(workers or cpus, len(shards)))
+        items = [
+            {
+                "shard": str(shard),
+                "output": str(out_dir / shard.name),
+                "probabilities": str(out_dir / f"{shard.stem}.probabilities.csv") if probabilities else "",
+            }
+            for shard in shards
+        ]
+        dataset = ray.data.from_items(items).map_batches(
+            _ShardScorer,
+            fn_constructor_kwargs={
+                "run_dir": str(run_dir),
+                "backend": backend,
+                "threads": max(1, cpus // workers),
+            },
+            batch_size=1,
+            concurrency=workers,
+            num_cpus=1,
+        )
+        done = dataset.take_all()
+    finally:
+        if started:
+            ray.shutdown()
+    return {
+        "rows": int(sum(r["rows"] for r in done)),
+        "shards": len(done),
+        "outputs": sorted(r["output"] for r in done),
+    }

@@ -1,0 +1,320 @@
+"""Score files larger than memory: read a chunk, validate it, score it, append it to a temporary output.
+
+Inputs: CSV (official Task 1 columns or users' own posts), JSON lines, Parquet. Each chunk is checked with
+``medsift.io``'s rules (ids present and unique, across chunks too; texts not empty; labels 0/1), so a file
+that ``medsift.io.read_ade_any`` refuses is refused here with the same row. The output format follows the
+output suffix: ``.csv`` is the official submission (``id,predicted_label``), ``.jsonl`` and ``.parquet``
+hold ``id, language, p_ade, predicted_label, threshold``. Rows come out in input order, exactly one per
+input id, and the output only appears (atomic rename) once that has been checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from medsift.errors import MedsiftError
+from medsift.io._load import check_columns
+from medsift.io.ade import OFFICIAL_TEST_COLUMNS, _assemble, _check_ids, _check_texts, _labels, _use_labels
+from medsift.io.atomic import atomic_write
+
+_JSON = {".jsonl", ".json", ".ndjson"}
+_RECORD_COLUMNS = ["id", "language", "p_ade", "predicted_label", "threshold"]
+
+
+def _refuse_nul(frame: pd.DataFrame, path: Path) -> None:
+    for column in frame.columns:
+        bad = frame[column].astype(str).str.contains("\x00", regex=False)
+        if bad.any():
+            raise MedsiftError(f"NUL character (\\x00) in {column}", file=path, row=int(bad.idxmax()))
+
+
+def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
+    """(frame of strings indexed by 1-based data row, official?) per chunk; field counts checked per row."""
+    try:
+        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in finally
+    except FileNotFoundError:
+        raise MedsiftError("file not found", file=path) from None
+    row = 0
+    try:
+        reader = csv.reader(fh)
+        header = [name.strip() for name in next(reader, [])]
+        if not header:
+            raise MedsiftError("file is empty; expected a CSV with a header line", file=path)
+        official = all(name in header for name in OFFICIAL_TEST_COLUMNS)
+        check_columns(header, ["id", "text"] if official else ["text"], path, what="CSV of posts")
+        records: list[list[str]] = []
+        for record in reader:
+            if not record:
+                continue
+            row += 1
+            if len(record) != len(header):
+                relation = "fewer" if len(record) < len(header) else "more"
+                raise MedsiftError(
+                    f"row has {len(record)} fields, {relation} than the {len(header)} columns of the header",
+                    file=path,
+                    row=row,
+                )
+            records.append(record)
+            if len(records) == chunk_rows:
+                yield (
+                    pd.DataFrame(records, columns=header, index=range(row - len(records) + 1, row + 1)),
+                    official,
+                )
+                records = []
+        if records:
+            yield (
+                pd.DataFrame(records, columns=header, index=range(row - len(records) + 1, row + 1)),
+                official,
+            )
+    except UnicodeDecodeError as exc:
+        raise MedsiftError(
+            f"invalid UTF-8 byte near data row {row + 1}: {exc.reason}; save the file as UTF-8", file=path
+        ) from None
+    except csv.Error as exc:
+        raise MedsiftError(f"cannot parse as CSV: {exc}", file=path, row=row + 1) from None
+    finally:
+        fh.close()
+
+
+def _json_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
+    rows: list[dict[str, str]] = []
+    numbers: list[int] = []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise MedsiftError(
+                        f"invalid JSON on this line: {exc.msg}", file=path, row=number
+                    ) from None
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise MedsiftError(
+                        "expected a JSON object with a string 'text' field", file=path, row=number
+                    )
+                rows.append(
+                    {
+                        k: "" if record.get(k) is None else str(record[k])
+                        for k in ("id", "text", "language", "label")
+                        if k in record
+                    }
+                )
+                numbers.append(number)
+                if len(rows) == chunk_rows:
+                    yield pd.DataFrame(rows, index=numbers, dtype=str).fillna(""), False
+                    rows, numbers = [], []
+    except FileNotFoundError:
+        raise MedsiftError("file not found", file=path) from None
+    except UnicodeDecodeError as exc:
+        raise MedsiftError(f"invalid UTF-8: {exc.reason}; save the file as UTF-8", file=path) from None
+    if rows:
+        yield pd.DataFrame(rows, index=numbers, dtype=str).fillna(""), False
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise MedsiftError("file not found", file=path) from None
+    except Exception as exc:  # pyarrow raises many types for a bad file
+        raise MedsiftError(f"cannot read as Parquet: {exc}", file=path) from None
+    if "text" not in parquet.schema_arrow.names:
+        raise MedsiftError(
+            f"missing column text; columns found: {', '.join(parquet.schema_arrow.names)}", file=path
+        )
+    start = 1
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        frame = batch.to_pandas()
+        frame = frame.astype(object).where(frame.notna(), "").astype(str)
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        start += len(frame)
+        yield frame, False
+
+
+def read_chunks(path: str | Path, chunk_rows: int = 4096) -> Iterator[pd.DataFrame]:
+    """ADE frames (``medsift.io`` shape) of at most ``chunk_rows`` rows, validated like ``read_ade_any``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    chunks = _json_chunks if suffix in _JSON else _parquet_chunks if suffix == ".parquet" else _csv_chunks
+    seen: dict[str, int] = {}
+    empty = True
+    for frame, official in chunks(path, chunk_rows):
+        empty = False
+        _refuse_nul(frame, path)
+        if not official:
+            if "id" not in frame.columns:
+                frame["id"] = ""
+            frame["id"] = [v if str(v).strip() else f"row-{row}" for row, v in frame["id"].items()]
+        _check_ids(frame["id"], path)
+        for row, value in frame["id"].items():  # ids are unique within a file: across chunks too
+            if value in seen:
+                problem = (
+                    f"duplicate id {value!r} (rows {seen[value]} and {row}); ids must be unique within a file"
+                )
+                raise MedsiftError(problem, file=path, row=int(row))
+            seen[value] = int(row)
+        _check_texts(frame["text"], path)
+        yield _assemble(frame, _labels(frame, _use_labels(frame, None, path), path), path)
+    if empty:
+        raise MedsiftError("file has no rows", file=path)
+
+
+class _Writer:
+    """Appends scored chunks to an open temporary file in the format the output suffix names."""
+
+    def __init__(self, fh: IO, suffix: str):
+        self.fh, self.suffix, self.parquet = fh, suffix, None
+        if suffix == ".csv":
+            _csv_row(fh, ["id", "predicted_label"])
+
+    def write(self, records: pd.DataFrame) -> None:
+        if self.suffix == ".csv":
+            write_rows = (
+                (i, int(label)) for i, label in zip(records["id"], records["predicted_label"], strict=True)
+            )
+            for row in write_rows:
+                _csv_row(self.fh, list(row))
+        elif self.suffix in _JSON:
+            for record in records.to_dict(orient="records"):
+                self.fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(records, preserve_index=False)
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.fh, table.schema)
+            self.parquet.write_table(table)
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+
+
+def predict_stream(
+    run_dir: str | Path,
+    input_path: str | Path,
+    output: str | Path,
+    *,
+    backend: str = "torch",
+    chunk_rows: int = 4096,
+    probabilities: str | Path | None = None,
+    batch_tokens: int = 16384,
+    quiet: bool = False,
+    classifier: Any = None,
+) -> dict[str, Any]:
+    """Score ``input_path`` chunk by chunk into ``output``; returns rows, positives, truncated (and scores)."""
+    from tqdm.auto import tqdm
+
+    from medsift.engine.backends import load_classifier
+
+    input_path, output = Path(input_path), Path(output)
+    suffix = output.suffix.lower()
+    if suffix not in {".csv", ".parquet", *_JSON}:
+        raise MedsiftError("output must end in .csv, .jsonl or .parquet", file=output)
+    classifier = classifier or load_classifier(run_dir, backend=backend)
+    ids_in, ids_out, gold, predicted, languages, truncated, labelled = 0, [], [], [], [], 0, False
+    bar = tqdm(disable=quiet, desc="posts", unit="post")
+    with contextlib.ExitStack() as stack:
+        fh = stack.enter_context(atomic_write(output, "wb" if suffix == ".parquet" else "w"))
+        pfh = stack.enter_context(atomic_write(probabilities)) if probabilities is not None else None
+        writer = _Writer(fh, suffix)
+        for chunk in read_chunks(input_path, chunk_rows):
+            ids_in += len(chunk)
+            pred = classifier.predict(
+                chunk["text"].tolist(), chunk["language"].tolist(), batch_tokens=batch_tokens
+            )
+            if len(pred.labels) != len(chunk):
+                raise MedsiftError(
+                    f"internal error: {len(pred.labels)} predictions for {len(chunk)} rows", file=input_path
+                )
+            records = pd.DataFrame(
+                {
+                    "id": chunk["id"].to_numpy(),
+                    "language": chunk["language"].to_numpy(),
+                    "p_ade": pred.p_ade.astype(float),
+                    "predicted_label": pred.labels.astype(int),
+                    "threshold": np.asarray(pred.thresholds, dtype=float),
+                }
+            )[_RECORD_COLUMNS]
+            writer.write(records)
+            if pfh is not None:
+                if not ids_out:  # the label column is written when the first chunk is labelled
+                    labelled = bool(chunk["label"].notna().all())
+                _write_probabilities(pfh, chunk, pred, labelled=labelled, first=not ids_out)
+            ids_out.extend(chunk["id"].tolist())
+            gold.extend(chunk["label"].tolist())
+            languages.extend(chunk["language"].tolist())
+            predicted.extend(pred.labels.tolist())
+            truncated += pred.n_truncated
+            bar.update(len(chunk))
+        writer.close()
+        if len(ids_out) != ids_in or len(set(ids_out)) != ids_in:  # checked before the rename
+            raise MedsiftError(
+                f"internal error: {len(ids_out)} output rows for {ids_in} input rows", file=output
+            )
+    bar.close()
+    result: dict[str, Any] = {"rows": ids_in, "positives": int(sum(predicted)), "truncated": truncated}
+    if gold and all(not pd.isna(g) for g in gold):
+        from medsift.scoring import score_ade
+
+        frame = pd.DataFrame({"id": ids_out, "label": [int(g) for g in gold], "language": languages})
+        result["scores"] = score_ade(
+            frame, pd.DataFrame({"id": ids_out, "predicted_label": predicted})
+        ).to_dict()
+    return result
+
+
+def _csv_row(fh: IO, row: list[Any]) -> None:
+    # a lone \r in a field is only safe when every field is quoted (see medsift.io._load.write_csv_rows)
+    quoting = csv.QUOTE_ALL if any("\r" in str(cell) for cell in row) else csv.QUOTE_MINIMAL
+    csv.writer(fh, lineterminator="\n", quoting=quoting).writerow(row)
+
+
+def _write_probabilities(fh: IO, chunk: pd.DataFrame, pred: Any, *, labelled: bool, first: bool) -> None:
+    """``medsift.io.write_probabilities``'s columns, appended chunk by chunk."""
+    if first:
+        members = [f"p_ade__{name}" for name in pred.per_seed]
+        _csv_row(fh, ["id", "language", "p_ade", *(["label"] if labelled else []), *members])
+    for i in range(len(chunk)):
+        label = chunk["label"].iloc[i]
+        row = [chunk["id"].iloc[i], chunk["language"].iloc[i], repr(float(pred.p_ade[i]))]
+        row += ["" if pd.isna(label) else str(int(label))] if labelled else []
+        row += [repr(float(p[i])) for p in pred.per_seed.values()]
+        _csv_row(fh, row)
+
+
+def predict_file(
+    run_dir: Path,
+    input_path: Path,
+    output: Path,
+    *,
+    probabilities: Path | None = None,
+    backend: str = "torch",
+    engine: str = "local",
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """``medsift predict`` for ADE classifier runs: streaming locally, or a folder of shards on Ray."""
+    if engine == "ray":
+        from medsift.engine.ray_engine import predict_shards_ray
+
+        if probabilities is not None:
+            raise MedsiftError("--probabilities is not used with --engine ray (each shard gets its own file)")
+        return predict_shards_ray(run_dir, input_path, output, backend=backend, probabilities=True)
+    if engine != "local":
+        raise MedsiftError(f"unknown engine '{engine}'; choose local or ray")
+    return predict_stream(
+        run_dir, input_path, output, backend=backend, probabilities=probabilities, quiet=quiet
+    )
