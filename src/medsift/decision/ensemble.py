@@ -274,10 +274,18 @@ def ensemble_probabilities(
     probs = np.column_stack([np.asarray(v, dtype=float) for v in columns.values()])
     if probs.shape[0] != len(texts):
         raise MedsiftError(f"internal error: members gave {probs.shape[0]} rows for {len(texts)} posts")
-    probs = _calibrated(probs, [Calibrator(**c) for c in spec["calibrators"]])
-    p = _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"])
+    p, probs = apply_spec(spec, probs)
     calibrated = {name: probs[:, j] for j, name in enumerate(columns)}
     return p, calibrated, ThresholdPolicy.from_dict(spec["policy"])
+
+
+def apply_spec(spec: dict[str, Any], member_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrate and combine raw member probabilities ``(n_rows, n_members)`` as ``ensemble.json`` says.
+
+    Returns ``(combined p, calibrated member matrix)``; cut ``p`` with the spec's policy.
+    """
+    probs = _calibrated(np.asarray(member_probs, dtype=float), [Calibrator(**c) for c in spec["calibrators"]])
+    return _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"]), probs
 
 
 def predict_file(
