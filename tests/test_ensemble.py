@@ -112,6 +112,22 @@ def test_members_without_calib_rows_need_cross_fitting(tmp_path: Path):
     spec = _build(specs, tmp_path / "cf", thresholds="tuned_global", cross_fit=2)
     assert spec["rows_used"]["calibration_and_thresholds"]["split"] == "val (cross-fitted)"
     assert spec["warnings"] and "VAL rows" in (tmp_path / "cf" / "report.md").read_text()
+    manifest = json.loads((tmp_path / "cf" / "medsift_run.json").read_text())
+    assert manifest["extra"]["tuned_on"] == "val (cross-fitted)" and manifest["extra"]["warnings"]
+
+
+def test_calib_files_can_be_given_for_members_that_lack_them(tmp_path: Path, capsys):
+    specs = [f"val={_write(tmp_path / f'{n}.csv', VAL, p)},name={n}" for n, p in (("a", VAL_A), ("b", VAL_B))]
+    calibs = [str(_write(tmp_path / f"{n}_c.csv", CAL, p)) for n, p in (("a", CAL_A), ("b", CAL_B))]
+    out = tmp_path / "given"
+    main(["ensemble", *specs, "-o", str(out), "--thresholds", "tuned_global", "--calib-file", calibs[0],
+          "--calib-file", calibs[1]])  # fmt: skip
+    spec = json.loads((out / "ensemble.json").read_text())
+    assert spec["rows_used"]["calibration_and_thresholds"]["split"] == "calib"
+    assert spec["rows_used"]["calibration_and_thresholds"]["files"] == [
+        str(Path(c).resolve()) for c in calibs
+    ]
+    assert "calib" in capsys.readouterr().out
 
 
 def test_mismatched_ids_are_refused_with_one_error_line(members, tmp_path: Path, capsys):

@@ -143,7 +143,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Combine ADE members into a run that `medsift predict` can use (thresholds tuned on calib rows only)."""
         from medsift.decision.ensemble import EnsembleOptions, build_ensemble
-        from medsift.decision.members import _read, parse_member, unique_names
+        from medsift.decision.members import parse_member, read_member_probabilities, unique_names
 
         found = unique_names([m for spec in members for m in parse_member(spec, expand_seeds=per_seed)])
         if calib_file:
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
                     f"{len(calib_file)} --calib-file for {len(found)} members; give one per member"
                 )
             for member, path in zip(found, calib_file, strict=True):
-                member.calib_path, member.calib = path.resolve(), _read(path, "p_ade")
+                member.calib_path, member.calib = path.resolve(), read_member_probabilities(path)
         options = EnsembleOptions(
             method=method,
             weights=parse_weights(weights),

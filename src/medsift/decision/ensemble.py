@@ -243,7 +243,12 @@ def build_ensemble(members: list[Member], out_dir: str | Path, options: Ensemble
     RunManifest(
         kind="ade-ensemble",
         task="ade",
-        extra={"method": options.method, "members": [m.name for m in members]},
+        extra={
+            "method": options.method,
+            "members": [m.name for m in members],
+            "tuned_on": spec["rows_used"]["calibration_and_thresholds"]["split"],
+            "warnings": spec["warnings"],
+        },
     ).save(out_dir)
     return spec
 

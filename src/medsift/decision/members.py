@@ -52,7 +52,8 @@ class Member:
         }
 
 
-def _read(path: Path, column: str) -> pd.DataFrame:
+def read_member_probabilities(path: Path, column: str = "p_ade") -> pd.DataFrame:
+    """One column of a probability file as a member frame: ``id`` (str), ``language``, ``p_ade``[, ``label``]."""
     from medsift.io import read_probabilities
 
     frame = read_probabilities(path)
@@ -89,8 +90,8 @@ def _file_member(spec: str) -> Member:
         path=val_path,
         val_path=val_path,
         calib_path=calib_path,
-        val=_read(val_path, "p_ade"),
-        calib=_read(calib_path, "p_ade") if calib_path else None,
+        val=read_member_probabilities(val_path, "p_ade"),
+        calib=read_member_probabilities(calib_path, "p_ade") if calib_path else None,
     )
 
 
@@ -119,8 +120,8 @@ def _run_member(run_dir: Path, seed: int | None) -> Member:
         seed=seed,
         val_path=val_path,
         calib_path=calib_path if calib_path.is_file() else None,
-        val=_read(val_path, column),
-        calib=_read(calib_path, column) if calib_path.is_file() else None,
+        val=read_member_probabilities(val_path, column),
+        calib=read_member_probabilities(calib_path, column) if calib_path.is_file() else None,
     )
 
 
