@@ -36,6 +36,14 @@ from medsift.errors import MedsiftError
 from medsift.runs import RunManifest, read_json, write_json
 
 ENSEMBLE_FORMAT = "medsift.ade_ensemble/1"
+_CHOICES = {
+    "method": ("hard", "soft", "weighted"),
+    "weights_from": ("val_f1", "equal"),
+    "thresholds": ("global", "tuned_global", "per_language"),
+    "fallback": ("mean", "pooled", "global"),
+    "metric": ("f1", "macro_f1", "fbeta"),
+    "calibrate": ("none", "temperature", "platt"),
+}
 
 
 @dataclass
@@ -95,8 +103,6 @@ def _member_weights(members: list[Member], val: Rows, options: EnsembleOptions) 
         return f1s, (w / w.sum()).tolist()
     if options.method == "weighted" and options.weights_from == "val_f1":
         return f1s, weights_from_scores(f1s).tolist()
-    if options.weights_from not in ("val_f1", "equal"):
-        raise MedsiftError(f"unknown --weights-from {options.weights_from!r}; expected val_f1 or equal")
     return f1s, None  # hard and soft votes weigh members equally unless weights are given
 
 
@@ -221,8 +227,9 @@ def build_ensemble(members: list[Member], out_dir: str | Path, options: Ensemble
 
     if not members:
         raise MedsiftError("an ensemble needs at least one member")
-    if options.method not in ("hard", "soft", "weighted"):
-        raise MedsiftError(f"unknown method {options.method!r}; expected hard, soft or weighted")
+    for name, allowed in _CHOICES.items():
+        if getattr(options, name) not in allowed:
+            raise MedsiftError(f"unknown {name} {getattr(options, name)!r}; expected {' | '.join(allowed)}")
     out_dir = Path(out_dir)
     if (out_dir / "medsift_run.json").exists():
         raise MedsiftError("a finished run is already here; choose another output directory", file=out_dir)
