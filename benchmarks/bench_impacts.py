@@ -52,8 +52,9 @@ def run_scheme(scheme: str, args: argparse.Namespace) -> dict:
         f"scheme={scheme}",
         f"data.train=[{DATA / 'train.csv'}]",
         f"data.val_fraction={args.val_fraction}",
-        f"training.num_train_epochs={args.epochs}",
     ]
+    if args.epochs is not None:
+        overrides.append(f"training.num_train_epochs={args.epochs}")
     if args.max_train_rows:
         overrides.append(f"data.max_train_rows={args.max_train_rows}")
     config = load_config("impacts-minilm-cpu", overrides)
@@ -99,7 +100,7 @@ def report(results: list[dict], args: argparse.Namespace, total_s: float) -> str
         "",
         f"- Machine: {machine()}; torch threads: {args.threads}.",
         f"- Model `{c.model.name}` (all-MiniLM-L6-v2), max_length {c.model.max_length}, stride {c.model.stride}, "
-        f"{args.epochs} epoch(s), lr {c.training.learning_rate}, batch {c.training.per_device_train_batch_size}, "
+        f"{c.training.num_train_epochs:g} epoch(s), lr {c.training.learning_rate}, batch {c.training.per_device_train_batch_size}, "
         f"label smoothing {c.training.label_smoothing_factor}, seed {c.seeds[0]}.",
         f"- Data: `../shared/data/task7/train.csv` (842 posts); held-out split {args.val_fraction:.0%} "
         f"(seed {c.data.seed}) = {results[0]['dev_posts']} posts, never trained on"
@@ -128,7 +129,7 @@ def report(results: list[dict], args: argparse.Namespace, total_s: float) -> str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=float, default=2)
+    parser.add_argument("--epochs", type=float, default=None, help="default: the shipped config's")
     parser.add_argument("--val-fraction", type=float, default=0.15)
     parser.add_argument("--max-train-rows", type=int, default=None)
     parser.add_argument("--schemes", nargs="+", default=["bio", "io"])

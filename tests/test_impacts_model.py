@@ -105,6 +105,8 @@ def test_tagger_contract(request, tmp_path, arch, scheme, crf):
     assert b.tag(posts, batch_size=8) == a
     assert [b.tag([p], batch_size=1)[0] for p in posts] == a
     assert [len(t) for t in a] == [len(p) for p in posts]
+    # Voting a run with itself changes nothing.
+    assert SpanTagger.from_runs([run_dir, run_dir]).tag(posts) == a
 
     # Files: labelled CSV gives scores; unlabelled CSV and raw text give one tag per token and spans.
     result = predict_file(run_dir, train_csv, tmp_path / "sub.csv", quiet=True)

@@ -118,6 +118,11 @@ class SpanTagger:
             raise MedsiftError("no finished seed in this run", file=run_dir)
         return cls([load_tagger(s / "model") for s in done])
 
+    @classmethod
+    def from_runs(cls, run_dirs: list[str | Path]) -> SpanTagger:
+        """Every finished seed of several runs (e.g. a BIO and an IO run), combined by the token-level vote."""
+        return cls([m for run_dir in run_dirs for m in cls.from_run(run_dir).members])
+
     @property
     def labels(self) -> list[str]:
         return list(self.members[0][2]["labels"])
