@@ -18,11 +18,19 @@ class Task(enum.StrEnum):
 def _score(task: Task, gold: Path, pred: Path) -> dict:
     """Read both files with medsift.io's validating readers and score them; returns ``to_dict()``."""
     from medsift import io as mio
+    from medsift.errors import MedsiftError
     from medsift.scoring import score_ade, score_impacts
 
     if task is Task.ade:
-        return score_ade(mio.read_ade(gold, labelled=True), mio.read_ade_submission(pred)).to_dict()
-    return score_impacts(mio.read_impacts(gold, labelled=True), mio.read_impacts_submission(pred)).to_dict()
+        gold_rows, pred_rows = mio.read_ade(gold, labelled=True), mio.read_ade_submission(pred)
+    else:
+        gold_rows, pred_rows = mio.read_impacts(gold, labelled=True), mio.read_impacts_submission(pred)
+    try:
+        return (score_ade if task is Task.ade else score_impacts)(gold_rows, pred_rows).to_dict()
+    except MedsiftError as exc:  # scoring compares the two files (ids, lengths): name the submission
+        if exc.file is not None:
+            raise
+        raise MedsiftError(exc.problem, file=pred, row=exc.row) from None
 
 
 def _ade_table(scores: dict):
