@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from medsift.config import load_config, parse_config
@@ -111,12 +113,14 @@ def test_grammar_accepts_only_valid_answers():
     assert _feed(g, "1 : overdosed : C") is None  # unknown label
     assert _feed(g, "01") is None  # leading zero
     assert not g.can_end(_feed(g, "1 : overdosed : B-"))
+    assert _feed(g, "1 : overdosed : B-X\n3 : on : I-") is None  # I- must continue the previous index
+    assert _feed(g, "2 : : : I-") is None  # nor start an answer
 
 
 def test_chunks_cover_in_order_and_respect_fits():
     tokens = [str(i) for i in range(23)]
     plan = plan_chunks(tokens, 8, fits=lambda chunk: len(chunk) <= 5)
     assert plan[0][0] == 0 and plan[-1][1] == 23
-    assert all(a[1] == b[0] for a, b in zip(plan, plan[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in pairwise(plan))
     assert all(e - s <= 5 for s, e in plan)
     assert join_chunks([tokens[s:e] for s, e in plan]) == tokens

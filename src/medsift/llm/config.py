@@ -45,7 +45,10 @@ class PromptSection(StrictModel):
 
     system: str = ""
     instruction: str = ""
-    labels: list[str] = Field(default_factory=lambda: list(IMPACT_LABELS))
+    labels: list[str] = Field(
+        default_factory=list,
+        description="Span labels the model may write; empty = taken from the training tags (Task 7's when none)",
+    )
 
 
 class LlmDataSection(StrictModel):
@@ -94,3 +97,17 @@ class ImpactsLlmConfig(_LlmBase):
     """Impact spans: the model lists ``<Index> : <Token> : <Label>`` lines or ``None``."""
 
     task: Literal["impacts"] = "impacts"
+
+
+def labels_from_tags(tag_lists) -> list[str]:
+    """B-/I- labels of every entity type in ``tag_lists`` (B before I, types sorted)."""
+    kinds = sorted({t[2:] for tags in tag_lists for t in tags if t[:2] in ("B-", "I-")})
+    return [f"{p}-{k}" for k in kinds for p in ("B", "I")] or list(IMPACT_LABELS)
+
+
+def with_labels(config, tag_lists=()):
+    """``config`` with ``prompt.labels`` filled in (from ``tag_lists``) when the config left it empty."""
+    if config.task != "impacts" or config.prompt.labels:
+        return config
+    prompt = config.prompt.model_copy(update={"labels": labels_from_tags(tag_lists)})
+    return config.model_copy(update={"prompt": prompt})

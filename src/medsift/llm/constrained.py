@@ -37,8 +37,10 @@ class Grammar:
             tuple(display_token(t).encode() for t in tokens), tuple((lab + "\n").encode() for lab in labels)
         )
 
-    # States are tuples: ("start",), ("index", digits, last), ("lit", remaining, index), ("label", index, sofar),
-    # ("line", last), ("done",). ``None`` means the bytes left the grammar.
+    # States are tuples: ("start",), ("index", digits, last, last_type), ("lit", remaining, index, labels),
+    # ("label", index, sofar, labels), ("line", last, last_type), ("done",). ``None``: left the grammar.
+    # ``last_type`` is the entity type of the line at ``last``, so an I- label may only continue the span
+    # of the previous index (the answer is valid BIO by construction).
 
     def start(self) -> tuple:
         return ("start",)
@@ -59,38 +61,48 @@ class Grammar:
             scale *= 10
         return False
 
+    def _labels_after(self, index: int, last: int, last_type: bytes | None) -> tuple[bytes, ...]:
+        keep = []
+        for lab in self.labels:
+            if lab.startswith(b"I-") and (index != last + 1 or lab[2:-1] != last_type):
+                continue
+            keep.append(lab)
+        return tuple(keep)
+
     def step(self, state: tuple, byte: int) -> tuple | None:
         kind = state[0]
         if kind in ("start", "line"):
-            last = -1 if kind == "start" else state[1]
+            last, last_type = (-1, None) if kind == "start" else (state[1], state[2])
             if byte in _DIGITS:
                 digits = bytes([byte])
-                return ("index", digits, last) if self._index_prefix_ok(digits, last) else None
+                return ("index", digits, last, last_type) if self._index_prefix_ok(digits, last) else None
             if kind == "start" and byte == NONE_ANSWER.encode()[0]:
-                return ("lit", NONE_ANSWER.encode()[1:], -1)
+                return ("lit", NONE_ANSWER.encode()[1:], -1, ())
             return None
         if kind == "index":
-            digits, last = state[1], state[2]
+            digits, last, last_type = state[1], state[2], state[3]
             if byte in _DIGITS:
                 grown = digits + bytes([byte])
-                return ("index", grown, last) if self._index_prefix_ok(grown, last) else None
+                return ("index", grown, last, last_type) if self._index_prefix_ok(grown, last) else None
             index = int(digits)
-            if byte == ord(" ") and last < index < len(self.tokens):
-                return ("lit", b": " + self.tokens[index] + b" : ", index)
+            labels = self._labels_after(index, last, last_type)
+            if byte == ord(" ") and last < index < len(self.tokens) and labels:
+                return ("lit", b": " + self.tokens[index] + b" : ", index, labels)
             return None
         if kind == "lit":
-            remaining, index = state[1], state[2]
+            remaining, index, labels = state[1], state[2], state[3]
             if not remaining or remaining[0] != byte:
                 return None
             rest = remaining[1:]
             if rest:
-                return ("lit", rest, index)
-            return ("done",) if index < 0 else ("label", index, b"")
+                return ("lit", rest, index, labels)
+            return ("done",) if index < 0 else ("label", index, b"", labels)
         if kind == "label":
+            index, labels = state[1], state[3]
             sofar = state[2] + bytes([byte])
-            if sofar in self.labels:
-                return ("line", state[1])
-            return ("label", state[1], sofar) if any(lab.startswith(sofar) for lab in self.labels) else None
+            if sofar in labels:
+                return ("line", index, sofar[2:-1] if sofar[1:2] == b"-" else sofar[:-1])
+            return ("label", index, sofar, labels) if any(lab.startswith(sofar) for lab in labels) else None
         return None
 
     def can_end(self, state: tuple) -> bool:

@@ -101,7 +101,11 @@ def _load_run(run_dir: Path):
     manifest = RunManifest.load(run_dir)
     if manifest.kind not in ("ade-llm", "impacts-llm"):
         raise MedsiftError(f"not an LLM run (kind {manifest.kind})", file=run_dir)
-    return manifest, parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
+    from medsift.llm.config import with_labels
+
+    return manifest, with_labels(
+        parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
+    )
 
 
 def predict_file(

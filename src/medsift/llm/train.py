@@ -125,12 +125,15 @@ def _fit(config, seed: int, seed_dir: Path, train_frame, val_frame, quiet: bool)
 
 def train(config, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
     """Train (or, with zero epochs, just set up) an LLM run; returns the run directory."""
+    from medsift.llm.config import with_labels
     from medsift.llm.predict import evaluate_frame
 
     run_dir = Path(run_dir or config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_resolved_config(run_dir, config)
     train_frame, val_frame, paths = load_splits(config)
+    if config.task == "impacts":
+        config = with_labels(config, list(train_frame["ner_tags"]))
+    save_resolved_config(run_dir, config)
     members = []
     for seed in config.seeds:
         seed_dir = run_dir / f"seed-{seed}"
@@ -187,7 +190,9 @@ def zero_shot_run(model: str, task: str, out: str | Path, **overrides) -> Path:
     }
     for key, value in overrides.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-    config = parse_config(raw)
+    from medsift.llm.config import with_labels
+
+    config = with_labels(parse_config(raw))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(out, config)

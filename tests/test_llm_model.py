@@ -1,0 +1,234 @@
+"""LLM path on tiny random causal LMs: first-token confidence, LoRA, constrained decoding, train/predict."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medsift.config import parse_config
+from medsift.errors import MedsiftError
+from medsift.llm import prompts
+from medsift.llm.config import ImpactsLlmConfig
+from medsift.llm.constrained import Grammar, SpanGrammarProcessor, end_token_ids
+from medsift.llm.data import IGNORE, AnswerOnlyCollator, encode_example
+from medsift.llm.parse import parse_spans
+from medsift.llm.scoring import answer_token_ids, first_token_probabilities, left_padded
+from medsift.llm.spans import vocab_trie
+
+LABELS = ["B-ClinicalImpacts", "I-ClinicalImpacts", "B-SocialImpacts", "I-SocialImpacts"]
+POSTS = [
+    "I took ibuprofen and got a terrible headache.",
+    "No side effects so far.",
+    "Лекарство вызывает тошноту 🤢",
+]
+
+
+def _load(path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_pretrained(str(path)).eval(), AutoTokenizer.from_pretrained(str(path))
+
+
+@pytest.fixture(scope="module", params=["tiny_qwen3", "tiny_llama"])
+def lm(request):
+    return _load(request.getfixturevalue(request.param))
+
+
+def _ade_prompts(tokenizer):
+    template = prompts.resolve_template(tokenizer, "model")
+    return [prompts.render(tokenizer, prompts.ade_messages(t), template)[0] for t in POSTS]
+
+
+def test_first_token_probability_equals_generate_scores(lm):
+    model, tokenizer = lm
+    texts = _ade_prompts(tokenizer)
+    ours = first_token_probabilities(model, tokenizer, texts, batch_size=2)
+    zero, one = answer_token_ids(tokenizer, texts[0])
+    for text, p in zip(texts, ours, strict=True):
+        batch = left_padded(tokenizer, [text], "cpu")
+        out = model.generate(
+            **batch, max_new_tokens=1, do_sample=False, output_scores=True, return_dict_in_generate=True
+        )
+        expected = torch.softmax(out.scores[0][0, [zero, one]], dim=-1)[1].item()
+        assert p == pytest.approx(expected, abs=1e-5)
+    # batched with padding gives the same numbers as one by one
+    assert first_token_probabilities(model, tokenizer, texts, batch_size=1) == pytest.approx(ours, abs=1e-5)
+
+
+class _SplitDigits:
+    """A fake tokenizer that encodes "0" and "1" as two tokens each."""
+
+    def __call__(self, text, add_special_tokens=False):
+        ids = []
+        for ch in text:
+            ids.extend([7, 8] if ch in "01" else [ord(ch)])
+        return {"input_ids": ids}
+
+
+def test_multi_token_answers_are_refused():
+    with pytest.raises(MedsiftError, match="one token"):
+        answer_token_ids(_SplitDigits(), "Answer: ")
+
+
+def test_labels_mask_everything_but_the_answer(tiny_qwen3):
+    _, tokenizer = _load(tiny_qwen3)
+    template = prompts.resolve_template(tokenizer, "chatml")
+    prompt, answer = prompts.render(tokenizer, prompts.ade_messages(POSTS[0]), template, answer="1")
+    assert answer.startswith("1<|im_end|>")
+    example = encode_example(tokenizer, prompt, answer, 512)
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert example["labels"][:n_prompt] == [IGNORE] * n_prompt
+    assert example["labels"][n_prompt:] == example["input_ids"][n_prompt:]
+    assert tokenizer.decode(example["input_ids"][n_prompt]) == "1"
+    short = encode_example(tokenizer, "ab", "0", 512)
+    batch = AnswerOnlyCollator(tokenizer.pad_token_id)([example, short])
+    n = len(short["input_ids"])
+    assert batch["labels"][1, n - 1 :].tolist() == [short["labels"][-1]] + [IGNORE] * (
+        batch["labels"].shape[1] - n
+    )
+    assert (
+        batch["attention_mask"][1].sum() == n and batch["input_ids"][1, n:].eq(tokenizer.pad_token_id).all()
+    )
+
+
+def test_lora_trains_only_adapter_and_lowers_loss(tiny_qwen3):
+    from medsift.llm.config import LoraSection
+    from medsift.llm.data import ade_examples
+    from medsift.llm.modeling import add_lora
+
+    model, tokenizer = _load(tiny_qwen3)
+    model = add_lora(model.train(), LoraSection(dropout=0.0), quantised=False)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    template = prompts.resolve_template(tokenizer, "model")
+    examples = ade_examples(tokenizer, template, POSTS, [1, 0, 1], ImpactsLlmConfig().prompt, 256)
+    batch = AnswerOnlyCollator(tokenizer.pad_token_id)(examples)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(8):
+        loss = model(**batch).loss
+        loss.backward()
+        assert all(p.grad is None for n, p in model.named_parameters() if "lora_" not in n)
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+_WORDS = st.sampled_from(
+    ["I", "took", "pills", ":", "0", "overdosed", "job", "🤢", "Übelkeit", "héroïne", "x", "  "]
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tokens=st.lists(_WORDS, min_size=1, max_size=12), seed=st.integers(0, 10_000))
+def test_constrained_sampling_always_parses_cleanly(tiny_qwen3, tokens, seed):
+    model, tokenizer = _cached_model(tiny_qwen3)
+    template = prompts.resolve_template(tokenizer, "model")
+    prompt = prompts.render(tokenizer, prompts.span_messages(tokens, LABELS), template)[0]
+    grammar = Grammar.build(tokens, LABELS)
+    batch = left_padded(tokenizer, [prompt], "cpu")
+    ends = end_token_ids(tokenizer, model)
+    processor = SpanGrammarProcessor(vocab_trie(tokenizer), [grammar], ends, batch["input_ids"].shape[1])
+    # every generated token carries at least one byte, so this bound always lets the answer finish
+    bound = (
+        sum(
+            len(f"{i} : {prompts.display_token(t)} : I-ClinicalImpacts\n".encode())
+            for i, t in enumerate(tokens)
+        )
+        + 8
+    )
+    torch.manual_seed(seed)
+    out = model.generate(
+        **batch,
+        max_new_tokens=bound,
+        do_sample=True,
+        logits_processor=[processor],
+        eos_token_id=ends,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    new = out[0, batch["input_ids"].shape[1] :].tolist()
+    assert any(t in ends for t in new), "generation must end by itself"
+    text = tokenizer.decode(
+        new[: next(i for i, t in enumerate(new) if t in ends)],
+        skip_special_tokens=True,
+        clean_up_tokenization_spaces=False,
+    )
+    tags, report = parse_spans(text, tokens, LABELS)
+    assert not report.counts, (text, report.counts)
+    if text != "None":
+        indices = [int(line.split(" : ")[0]) for line in text.splitlines()]
+        assert indices == sorted(set(indices)) and all(0 <= i < len(tokens) for i in indices)
+        assert len(tags) == len(tokens)
+
+
+_MODELS: dict = {}
+
+
+def _cached_model(path):
+    if path not in _MODELS:
+        _MODELS[path] = _load(path)
+    return _MODELS[path]
+
+
+def _write_ade(path):
+    rows = [(f"en_{i}", POSTS[i % 2] + f" {i}", float(i % 2 == 0), "en") for i in range(16)]
+    pd.DataFrame(rows, columns=["id", "text", "label", "language"]).assign(
+        origin="", type="tweet", split="train"
+    ).to_csv(path, index=False)
+
+
+def _write_impacts(path):
+    tokens = ["I", "overdosed", "and", "lost", "my", "job", "."]
+    tags = ["O", "B-ClinicalImpacts", "O", "B-SocialImpacts", "I-SocialImpacts", "I-SocialImpacts", "O"]
+    rows = [(str(tokens), str(["_"] * 7), f"Train_{i}", str(tags if i % 2 else ["O"] * 7)) for i in range(6)]
+    pd.DataFrame(rows, columns=["tokens", "labels", "ID", "ner_tags"]).to_csv(path, index=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["ade", "impacts"])
+def test_train_and_predict_end_to_end(tiny_qwen3, tmp_path, task):
+    from medsift.llm.predict import predict_file
+    from medsift.llm.train import train
+    from medsift.runs import RunManifest
+
+    data = tmp_path / "train.csv"
+    (_write_ade if task == "ade" else _write_impacts)(data)
+    config = parse_config(
+        {
+            "task": task,
+            "method": "llm",
+            "model": {"name": str(tiny_qwen3), "max_length": 256},
+            "data": {"train": [str(data)], "val_fraction": 0.25},
+            "training": {
+                "max_steps": 2,
+                "per_device_train_batch_size": 2,
+                "logging_steps": 1,
+                "eval_strategy": "steps",
+                "eval_steps": 1,
+            },
+            "decoding": {"max_new_tokens": 40, "chunk_tokens": 4},
+            "seeds": [1, 2] if task == "ade" else [1],
+        }
+    )
+    run = train(config, run_dir=tmp_path / "run", quiet=True)
+    assert RunManifest.load(run).kind == f"{task}-llm"
+    assert (run / "seed-1" / "adapter" / "adapter_model.safetensors").exists()
+    out = tmp_path / "pred.csv"
+    if task == "ade":
+        probs = tmp_path / "p.csv"
+        summary = predict_file(run, data, out, probabilities=probs, quiet=True)
+        assert (run / "val_probabilities.csv").exists()
+        assert {"p_ade", "p_ade__seed1", "p_ade__seed2", "label"} <= set(pd.read_csv(probs).columns)
+        assert "f1" in summary["scores"]
+    else:
+        summary = predict_file(run, data, out, spans_json=tmp_path / "s.json", constrained=True, quiet=True)
+        assert summary["repairs"]["outputs_repaired"] == 0 and "strict" in summary["scores"]
+        free = predict_file(run, data, out, constrained=False, quiet=True)
+        assert free["repairs"]["outputs"] == summary["repairs"]["outputs"]
+    assert len(pd.read_csv(out)) == len(pd.read_csv(data))
