@@ -1,0 +1,151 @@
+"""``medsift report`` (HTML/Markdown report of runs) and ``medsift compare`` (runs side by side in the terminal)."""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medsift.errors import MedsiftError
+
+
+class Split(enum.StrEnum):
+    val = "val"
+    calib = "calib"
+    test = "test"
+
+
+RunsArg = Annotated[
+    list[Path], typer.Argument(help="Finished run directories (medsift train / medsift ensemble).")
+]
+
+
+def _load(runs: list[Path], test: Path | None, preds: list[Path], quiet: bool):
+    from tqdm.auto import tqdm
+
+    from medsift.report import add_test_split, load_run
+
+    if preds and test is None:
+        raise MedsiftError("--pred needs --test (the labelled file the predictions were made on)")
+    if test is not None and len(preds) != len(runs):
+        raise MedsiftError(f"--test needs one --pred per run: {len(runs)} run(s), {len(preds)} --pred")
+    names = [p.name for p in runs]
+    loaded, examples = [], {}
+    for k, path in enumerate(tqdm(runs, desc="reading runs", unit="run", disable=quiet)):
+        name = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
+        run = load_run(path, name)
+        if test is not None and run.task == "ade":
+            add_test_split(run, test, preds[k])
+        elif test is not None:
+            from medsift.io import read_impacts, read_impacts_submission
+
+            examples[run.name] = (read_impacts(test, labelled=True), read_impacts_submission(preds[k]))
+        loaded.append(run)
+    return loaded, examples
+
+
+def _rich_compare(columns: list[str], rows: list[dict], best: dict[str, set[int]], split: str | None):
+    from rich import box
+    from rich.table import Table
+
+    title = "runs side by side" + (f" on {split} rows" if split else " (split: test, else calib, else val)")
+    table = Table(title=title, box=box.SIMPLE_HEAVY, caption="★ = best in column (higher is better)")
+    for column in columns:
+        numeric = column not in ("run", "kind", "split")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=column == "run")
+    for i, row in enumerate(rows):
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            text = (
+                "–"
+                if value is None or (isinstance(value, float) and math.isnan(value))
+                else (f"{value:.4f}" if isinstance(value, float) else str(value))
+            )
+            cells.append(f"[bold green]{text} ★[/]" if i in best.get(column, set()) else text)
+        table.add_row(*cells)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def report(
+        runs: RunsArg,
+        output: Annotated[
+            Path,
+            typer.Option("--output", "-o", help="report.html (self-contained) or report.md (+ PNG files)."),
+        ],
+        test: Annotated[
+            Path | None,
+            typer.Option(help="Held-out labelled file (Task 1 CSV, or Task 7 CSV for impact taggers)."),
+        ] = None,
+        pred: Annotated[
+            list[Path],
+            typer.Option(
+                help="Per run, in order: the --probabilities file (ADE) or submission (impacts) predicted on --test."
+            ),
+        ] = [],  # noqa: B006
+        split: Annotated[
+            Split | None,
+            typer.Option(help="Split of the comparison table (default: test, else calib, else val)."),
+        ] = None,
+        errors: Annotated[
+            int, typer.Option(min=0, help="Worst false positives / negatives shown per split.")
+        ] = 10,
+        title: Annotated[str, typer.Option(help="Page title.")] = "medsift report",
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Write one report page for RUNS: per-language scores, curves, calibration, errors, training curves."""
+        from tqdm.auto import tqdm
+
+        from medsift.report import build_report, write_report
+
+        loaded, examples = _load(runs, test, pred, quiet)
+        with tqdm(total=None, desc="building report", unit="step", disable=quiet) as bar:
+
+            def progress(message: str) -> None:
+                bar.set_postfix_str(message[:60])
+                bar.update()
+
+            doc = build_report(
+                loaded,
+                title=title,
+                errors=errors,
+                split=split.value if split else None,
+                progress=progress,
+                impact_examples=examples,
+            )
+        write_report(doc, output)
+        typer.echo(f"report written to {output}", err=True)
+
+    @app.command()
+    def compare(
+        runs: RunsArg,
+        split: Annotated[
+            Split | None, typer.Option(help="Rows scored (default per run: test, else calib, else val).")
+        ] = None,
+        test: Annotated[
+            Path | None, typer.Option(help="Held-out labelled file, scored as split 'test'.")
+        ] = None,
+        pred: Annotated[
+            list[Path], typer.Option(help="Per run, the probability file predicted on --test.")
+        ] = [],  # noqa: B006
+        as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    ) -> None:
+        """Print runs side by side: pooled F1, macro F1, F1 per language, best epoch, seeds; best marked."""
+        from medsift.report import best_per_column, compare_rows
+
+        loaded, _ = _load(runs, test, pred, quiet=True)
+        columns, rows = compare_rows(loaded, split.value if split else None)
+        best = best_per_column(columns, rows)
+        if as_json:
+            payload = {"columns": columns, "rows": rows, "best": {k: sorted(v) for k, v in best.items()}}
+            typer.echo(json.dumps(payload, indent=2, default=float, allow_nan=True))
+            return
+        from rich.console import Console
+
+        Console().print(_rich_compare(columns, rows, best, split.value if split else None))

@@ -1,0 +1,196 @@
+"""Read finished run directories into one in-memory shape the report and ``compare`` work from.
+
+Every kind of run shares ``medsift_run.json`` and ``config.yaml``; the rest depends on the kind:
+
+- ``ade-classifier``: ``seed-N/metrics.json`` (history, best), ``{val,calib}_probabilities.csv`` (run level,
+  with ``p_ade__seed<N>`` columns; the per-seed copies also carry ``uid`` and ``source``), ``splits.csv``,
+  ``thresholds.json``;
+- ``ade-ensemble``: ``ensemble.json`` (which rows tuned what), combined probability files, ``thresholds.json``;
+- ``impacts-tagger``: ``seed-N/metrics.json`` with strict/relaxed dev scores per type;
+- LLM runs (``ade-llm``, ``impacts-llm``): whatever of the above files they write.
+
+Missing optional files leave the matching field empty; the page then says the section has no data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medsift.decision import ThresholdPolicy
+from medsift.errors import MedsiftError
+from medsift.runs import RunManifest, read_json
+
+SPLITS = ("val", "calib")
+
+
+@dataclass
+class RunData:
+    """What one run directory says about itself, loaded once."""
+
+    name: str
+    path: Path
+    manifest: RunManifest
+    config: dict[str, Any] = field(default_factory=dict)
+    seeds: dict[int, dict[str, Any]] = field(default_factory=dict)  # seed -> metrics.json
+    probabilities: dict[str, pd.DataFrame] = field(default_factory=dict)  # split -> labelled rows
+    policy: ThresholdPolicy | None = None
+    splits: pd.DataFrame | None = None  # splits.csv: uid,id,source,language,label,split
+    ensemble: dict[str, Any] | None = None  # ensemble.json
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)  # split -> id -> text
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.kind
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.exists():
+        return {}
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def _seed_metrics(run_dir: Path) -> dict[int, dict[str, Any]]:
+    out = {}
+    for seed_dir in sorted(run_dir.glob("seed-*")):
+        metrics = seed_dir / "metrics.json"
+        suffix = seed_dir.name.removeprefix("seed-")
+        if metrics.exists() and suffix.lstrip("-").isdigit():
+            out[int(suffix)] = read_json(metrics)
+    return dict(sorted(out.items()))
+
+
+def _probabilities(run_dir: Path, split: str, seeds: list[int]) -> pd.DataFrame | None:
+    """The run-level probability file of ``split``, with ``uid``/``source`` from a per-seed copy when present."""
+    from medsift.io import read_probabilities
+
+    path = run_dir / f"{split}_probabilities.csv"
+    if not path.exists():
+        return None
+    frame = read_probabilities(path)
+    if "label" not in frame.columns or frame["label"].isna().any():
+        return None  # the report scores labelled rows only
+    frame["label"] = frame["label"].astype(int)
+    frame["id"] = frame["id"].astype(str)
+    for seed in seeds:
+        seed_file = run_dir / f"seed-{seed}" / f"{split}_probabilities.csv"
+        if seed_file.exists():
+            extra = pd.read_csv(seed_file, dtype=str, keep_default_na=False)
+            # Seeds write their rows in the same order as the run file (one split frame per run).
+            if {"uid", "source"} <= set(extra.columns) and extra["id"].tolist() == frame["id"].tolist():
+                frame["uid"] = extra["uid"].to_numpy()
+                frame["source"] = extra["source"].to_numpy()
+            break
+    return frame
+
+
+def _texts_for(frame: pd.DataFrame) -> dict[str, str]:
+    """Map row id -> post text by reading the source files the rows came from (missing files are skipped)."""
+    from medsift.io import read_ade_any
+
+    if "source" not in frame.columns:
+        return {}
+    out: dict[str, str] = {}
+    for source, rows in frame.groupby("source"):
+        path = Path(str(source))
+        if not path.exists():
+            continue
+        try:
+            src = read_ade_any(path, labelled=None)
+        except MedsiftError:
+            continue
+        lookup = dict(zip(src["id"].astype(str), src["text"].astype(str), strict=True))
+        for row_id in rows["id"]:
+            if row_id in lookup:
+                out[row_id] = lookup[row_id]
+    return out
+
+
+def _with_sources(frame: pd.DataFrame, splits: pd.DataFrame | None, split: str) -> pd.DataFrame:
+    """Add the ``source`` file of each row from ``splits.csv`` (ids are unique within one split)."""
+    if "source" in frame.columns or splits is None or not {"id", "source", "split"} <= set(splits.columns):
+        return frame
+    rows = splits[splits["split"] == split].drop_duplicates("id")
+    sources = dict(zip(rows["id"].astype(str), rows["source"], strict=True))
+    return frame.assign(source=[sources.get(i, "") for i in frame["id"]])
+
+
+def _member_texts(ensemble: dict[str, Any], split: str) -> dict[str, str]:
+    """Ensemble rows have no source column: borrow the texts of the first member run that has them."""
+    for member in ensemble.get("members", []):
+        path = Path(member.get("path", ""))
+        if (path / "medsift_run.json").exists():
+            try:
+                seeds = sorted(_seed_metrics(path))
+                frame = _probabilities(path, split, seeds)
+                splits = pd.read_csv(path / "splits.csv", dtype=str, keep_default_na=False)
+            except (MedsiftError, OSError):
+                continue
+            if frame is not None:
+                texts = _texts_for(_with_sources(frame, splits, split))
+                if texts:
+                    return texts
+    return {}
+
+
+def load_run(path: str | Path, name: str | None = None) -> RunData:
+    """Load a finished run directory (any kind); raises :class:`MedsiftError` for an unfinished one."""
+    path = Path(path)
+    manifest = RunManifest.load(path)
+    run = RunData(name=name or path.name, path=path, manifest=manifest)
+    run.config = _read_yaml(path / "config.yaml")
+    run.seeds = _seed_metrics(path)
+    if (path / "thresholds.json").exists():
+        run.policy = ThresholdPolicy.from_dict(read_json(path / "thresholds.json"))
+    if (path / "splits.csv").exists():
+        run.splits = pd.read_csv(path / "splits.csv", dtype=str, keep_default_na=False)
+    if (path / "ensemble.json").exists():
+        run.ensemble = read_json(path / "ensemble.json")
+    if manifest.task == "ade":
+        seeds = list(manifest.seeds) or sorted(run.seeds)
+        for split in SPLITS:
+            frame = _probabilities(path, split, seeds)
+            if frame is not None:
+                run.probabilities[split] = frame
+                texts = _texts_for(_with_sources(frame, run.splits, split))
+                if not texts and run.ensemble is not None:
+                    texts = _member_texts(run.ensemble, split)
+                run.texts[split] = texts
+    return run
+
+
+def add_test_split(run: RunData, gold_path: str | Path, prob_path: str | Path) -> None:
+    """Attach a held-out labelled file and its ``medsift predict --probabilities`` output as split ``test``."""
+    from medsift.io import read_ade, read_probabilities
+
+    gold = read_ade(gold_path, labelled=True)
+    probs = read_probabilities(prob_path)
+    gold_ids, prob_ids = gold["id"].astype(str), probs["id"].astype(str)
+    missing = sorted(set(gold_ids) - set(prob_ids))
+    if missing:
+        raise MedsiftError(
+            f"the probability file lacks {len(missing)} id(s) of the test file", file=prob_path
+        )
+    p = probs.assign(id=prob_ids).set_index("id").loc[gold_ids.tolist()]
+    frame = pd.DataFrame(
+        {
+            "id": gold_ids.to_numpy(),
+            "language": gold["language"].astype(str).to_numpy(),
+            "label": gold["label"].astype(int).to_numpy(),
+            "p_ade": p["p_ade"].to_numpy(dtype=float),
+        }
+    )
+    for column in p.columns:
+        if column.startswith("p_ade__"):
+            frame[column] = p[column].to_numpy(dtype=float)
+    run.probabilities["test"] = frame
+    run.texts["test"] = dict(zip(gold_ids, gold["text"].astype(str), strict=True))

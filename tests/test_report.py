@@ -1,0 +1,351 @@
+"""medsift report / compare: every section and figure is there and the numbers equal the run's files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score, precision_score, recall_score
+
+from medsift.cli import main
+from medsift.decision import ThresholdPolicy
+from medsift.report import best_per_column, build_report, compare_rows, load_run, write_report
+from medsift.runs import RunManifest, write_json
+
+FIGURES = ("bars", "pr", "f1-threshold", "reliability", "confusion")
+
+
+class _Page(HTMLParser):
+    """Collects figures (id -> has inline PNG + caption), tables (id -> rows of cells with their attributes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: dict[str, dict] = {}
+        self.tables: dict[str, list[dict]] = {}
+        self.external: list[str] = []
+        self._figure = self._table = None
+        self._row: dict | None = None
+        self._cell: dict | None = None
+        self._in_caption = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("link", "script") or (tag == "img" and not a.get("src", "").startswith("data:")):
+            self.external.append(tag)
+        if tag == "figure":
+            self._figure = a["id"]
+            self.figures[self._figure] = {"png": False, "caption": ""}
+        elif tag == "img" and self._figure:
+            src = a.get("src", "")
+            self.figures[self._figure]["png"] = (
+                base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+            )
+        elif tag == "figcaption":
+            self._in_caption = True
+        elif tag == "table":
+            self._table = a.get("id")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self._row = {"key": a.get("data-key"), "cells": {}}
+        elif tag == "td" and self._row is not None:
+            self._cell = a
+
+    def handle_endtag(self, tag):
+        if tag == "figure":
+            self._figure = None
+        elif tag == "figcaption":
+            self._in_caption = False
+        elif tag == "tr" and self._row is not None:
+            if self._row["cells"]:
+                self.tables[self._table].append(self._row)
+            self._row = None
+        elif tag == "td":
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._in_caption and self._figure:
+            self.figures[self._figure]["caption"] += data
+        if self._cell is not None and self._row is not None:
+            metric = self._cell.get("data-metric")
+            if metric:
+                self._row["cells"][metric] = float(self._cell["data-value"])
+            self._row.setdefault("text", []).append(data)
+
+
+def parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def _history(seed: int) -> list[dict]:
+    return [
+        {
+            "eval_loss": 0.6 - 0.1 * e,
+            "eval_f1": 0.5 + 0.1 * e,
+            "eval_macro_f1": 0.4 + 0.1 * e,
+            "epoch": float(e),
+            "step": 4 * e,
+            "train_loss": 0.7 - 0.15 * e + seed * 1e-4,
+        }
+        for e in (1, 2, 3)
+    ]
+
+
+def make_run(root: Path, name: str, *, shift: float = 0.0, policy: ThresholdPolicy | None = None) -> Path:
+    """A finished ade-classifier run directory written by hand (the layout ``medsift.ade.train`` writes)."""
+    rng = np.random.default_rng(3)
+    run = root / name
+    run.mkdir(parents=True)
+    n = 40
+    ids = [f"{'en' if i % 2 else 'ja'}_{i}" for i in range(n)]
+    langs = ["en" if i % 2 else "ja" for i in range(n)]
+    labels = (np.arange(n) % 3 == 0).astype(int)
+    source = root / f"{name}-train.csv"
+    pd.DataFrame(
+        {
+            "id": ids,
+            "text": [f"post number {i} {'bad reaction' if y else 'fine'}" for i, y in enumerate(labels)],
+            "label": labels,
+            "language": langs,
+        }
+    ).to_csv(source, index=False)
+    split = np.where(np.arange(n) < 20, "val", "calib")
+    pd.DataFrame(
+        {"uid": ids, "id": ids, "source": str(source), "language": langs, "label": labels, "split": split}
+    ).to_csv(run / "splits.csv", index=False)
+    p = np.clip(0.6 * labels + 0.2 + rng.normal(0, 0.15, n) + shift, 0.001, 0.999)
+    for s in ("val", "calib"):
+        rows = split == s
+        frame = pd.DataFrame(
+            {
+                "id": np.array(ids)[rows],
+                "language": np.array(langs)[rows],
+                "p_ade": p[rows],
+                "label": labels[rows],
+                "p_ade__seed1": p[rows],
+            }
+        )
+        frame.to_csv(run / f"{s}_probabilities.csv", index=False)
+    for seed in (1, 2):
+        history = _history(seed)
+        write_json(
+            run / f"seed-{seed}" / "metrics.json",
+            {
+                "seed": seed,
+                "best_checkpoint": f"x/checkpoint-{8}",
+                "best": {**history[1], "epoch": 3.0},
+                "history": [*history, {**history[1], "epoch": 3.0, "step": 12}],
+            },
+        )
+    policy = policy or ThresholdPolicy(mode="global", fallback=0.5, fallback_rule="global")
+    write_json(run / "thresholds.json", policy.to_dict())
+    (run / "config.yaml").write_text("task: ade\nmodel:\n  name: tiny\n", encoding="utf-8")
+    RunManifest(kind="ade-classifier", task="ade", seeds=[1, 2]).save(run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("runs")
+    tuned = ThresholdPolicy(
+        mode="per_language",
+        fallback=0.45,
+        fallback_rule="mean",
+        thresholds={"en": 0.4, "ja": 0.55},
+        n_calibration=20,
+    )
+    return [make_run(root, "alpha"), make_run(root, "beta", shift=0.1, policy=tuned)]
+
+
+@pytest.fixture(scope="module")
+def page(runs, tmp_path_factory) -> tuple[Path, _Page]:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    main(["report", *map(str, runs), "-o", str(out), "-q"])
+    return out, parse(out)
+
+
+def test_every_section_and_figure_is_present_and_inline(page):
+    _, html = page
+    assert not html.external  # self-contained: no script, stylesheet or remote image
+    for run in ("alpha", "beta"):
+        for split in ("val", "calib"):
+            for fig in FIGURES:
+                figure = html.figures[f"fig-{run}-{split}-{fig}"]
+                assert figure["png"] and figure["caption"]
+            assert f"scores-{run}-{split}" in html.tables and f"errors-{run}-{split}" in html.tables
+        assert html.figures[f"fig-{run}-training"]["png"]
+        assert f"seeds-{run}" in html.tables
+    assert [r["key"] for r in html.tables["comparison"]] == ["alpha", "beta"]
+
+
+def test_score_tables_equal_the_probability_files_cut_at_the_run_thresholds(page, runs):
+    _, html = page
+    for run in runs:
+        policy = ThresholdPolicy.from_dict(json.loads((run / "thresholds.json").read_text()))
+        for split in ("val", "calib"):
+            probs = pd.read_csv(run / f"{split}_probabilities.csv")
+            pred = (probs["p_ade"] >= policy.thresholds_for(probs["language"].to_numpy())).astype(int)
+            rows = {r["key"]: r["cells"] for r in html.tables[f"scores-{run.name}-{split}"]}
+            for lang, frame in [("overall", probs), *probs.groupby("language")]:
+                y, yhat = frame["label"], pred[frame.index]
+                assert rows[lang]["f1"] == pytest.approx(f1_score(y, yhat, zero_division=0), abs=1e-12)
+                assert rows[lang]["precision"] == pytest.approx(precision_score(y, yhat, zero_division=0))
+                assert rows[lang]["recall"] == pytest.approx(recall_score(y, yhat, zero_division=0))
+                assert rows[lang]["support"] == len(frame) and rows[lang]["positives"] == y.sum()
+            assert rows["en"]["threshold"] == policy.threshold_for("en")
+
+
+def test_seed_table_equals_metrics_json_and_best_epoch_is_the_kept_checkpoint(page, runs):
+    _, html = page
+    for run in runs:
+        rows = {r["key"]: r["cells"] for r in html.tables[f"seeds-{run.name}"]}
+        for seed in ("1", "2"):
+            best = json.loads((run / f"seed-{seed}" / "metrics.json").read_text())["best"]
+            for key in ("eval_f1", "eval_macro_f1", "eval_loss"):
+                assert rows[seed][key] == best[key]
+            assert rows[seed]["best_epoch"] == 2.0  # checkpoint-8 = step 8 = epoch 2, not the final 3
+
+
+def test_worst_errors_are_the_most_confident_mistakes_with_their_text(page, runs):
+    _, html = page
+    run = runs[0]
+    probs = pd.read_csv(run / "calib_probabilities.csv")
+    fps = probs[(probs["p_ade"] >= 0.5) & (probs["label"] == 0)].sort_values("p_ade", ascending=False)
+    table = html.tables["errors-alpha-calib"]
+    shown_fp = [r for r in table if "false positive" in r["text"]]
+    assert [r["key"] for r in shown_fp] == fps["id"].head(10).tolist()
+    assert all(any("fine" in t for t in r["text"]) for r in shown_fp)  # the text of the source row
+
+
+def test_comparison_marks_the_best_run_per_column(runs):
+    loaded = [load_run(r) for r in runs]
+    columns, rows = compare_rows(loaded, "calib")
+    assert {"f1", "macro_f1", "f1_en", "f1_ja", "best_epoch", "seeds"} <= set(columns)
+    best = best_per_column(columns, rows)
+    for column, winners in best.items():
+        top = max(r[column] for r in rows)
+        assert all(rows[i][column] == top for i in winners)
+    assert rows[0]["seeds"] == "1,2"
+
+
+def test_compare_cli_json_and_table(runs, capsys):
+    main(["compare", *map(str, runs), "--split", "val", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert [r["run"] for r in payload["rows"]] == ["alpha", "beta"]
+    assert payload["rows"][0]["split"] == "val"
+    main(["compare", *map(str, runs)])
+    out = capsys.readouterr().out
+    assert "★" in out and "alpha" in out and "f1_en" in out
+
+
+def test_markdown_has_the_same_tables_and_writes_figures_beside(runs, tmp_path):
+    doc = build_report([load_run(runs[0])])
+    out = write_report(doc, tmp_path / "report.md")
+    text = out.read_text(encoding="utf-8")
+    pngs = sorted((tmp_path / "report_files").glob("*.png"))
+    assert len(pngs) == 2 * len(FIGURES) + 1
+    for png in pngs:
+        assert f"report_files/{png.name}" in text
+    assert "| language | rows | gold + |" in text
+
+
+def test_test_split_from_a_probability_file(runs, tmp_path, capsys):
+    gold = tmp_path / "test.csv"
+    pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "text": ["x y", "z", "bad", "ok"],
+            "label": [1, 0, 1, 0],
+            "language": ["fa", "fa", "en", "en"],
+        }
+    ).to_csv(gold, index=False)
+    probs = tmp_path / "probs.csv"
+    pd.DataFrame(
+        {"id": ["d", "c", "b", "a"], "language": ["en", "en", "fa", "fa"], "p_ade": [0.7, 0.9, 0.2, 0.6]}
+    ).to_csv(probs, index=False)
+    main(["compare", str(runs[0]), "--test", str(gold), "--pred", str(probs), "--json"])
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    assert row["split"] == "test" and row["f1_fa"] == 1.0 and row["f1_en"] == pytest.approx(2 / 3)
+
+
+def test_unfinished_run_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "half").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(tmp_path / "half"), "-o", str(tmp_path / "r.html"), "-q"])
+    assert exc.value.code == 2
+    assert re.search(r"medsift: error: .*half.*not a finished medsift run", capsys.readouterr().err)
+
+
+def test_impacts_tagger_sections(tmp_path):
+    run = tmp_path / "tagger"
+    dev = {
+        "strict": {"overall": {"f1": 0.5}, "per_type": {"CLINICAL": {"f1": 0.6}, "SOCIAL": {"f1": 0.3}}},
+        "relaxed": {"overall": {"f1": 0.7}, "per_type": {"CLINICAL": {"f1": 0.8}, "SOCIAL": {"f1": 0.55}}},
+    }
+    write_json(
+        run / "seed-5" / "metrics.json",
+        {"seed": 5, "summary": {"strict_f1": 0.5, "relaxed_f1": 0.7}, "dev": dev, "history": []},
+    )
+    RunManifest(kind="impacts-tagger", task="impacts", seeds=[5]).save(run)
+    out = write_report(build_report([load_run(run)]), tmp_path / "r.html")
+    html = parse(out)
+    rows = {r["key"]: r["cells"] for r in html.tables["types-tagger"]}
+    assert rows["5:CLINICAL"] == {"strict_f1": 0.6, "relaxed_f1": 0.8}
+    assert rows["5:overall"] == {"strict_f1": 0.5, "relaxed_f1": 0.7}
+    assert html.figures["fig-tagger-types"]["png"]
+
+
+@pytest.mark.slow
+def test_report_of_a_really_trained_tiny_run(tiny_bert, tmp_path):
+    from medsift.ade.train import train
+    from test_ade import make_ade_csv, tiny_config
+
+    cfg = tiny_config(
+        tiny_bert,
+        make_ade_csv(tmp_path / "train.csv"),
+        tmp_path / "run",
+        training={"num_train_epochs": 2},
+        seeds=[3, 4],
+    )
+    run = train(cfg, quiet=True)
+    out = write_report(build_report([load_run(run)]), tmp_path / "r.html")
+    html = parse(out)
+    for seed in (3, 4):
+        best = json.loads((run / f"seed-{seed}" / "metrics.json").read_text())["best"]
+        assert {r["key"]: r["cells"] for r in html.tables["seeds-run"]}[str(seed)]["eval_f1"] == best[
+            "eval_f1"
+        ]
+    errors = html.tables["errors-run-calib"]
+    assert all(len(r["text"]) == 6 for r in errors)  # every error row found its post text
+    assert {f"fig-run-calib-{f}" for f in FIGURES} <= set(html.figures)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_report_renders_in_headless_chromium(page, tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_report.py"
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [sys.executable, str(script), str(page[0]), str(shot), "--height", "1200"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    from PIL import Image
+
+    with Image.open(shot) as img:
+        assert img.size == (1400, 1200)
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50  # not a blank page
