@@ -110,13 +110,16 @@ def predict_shards_ray(
                 "threads": max(1, cpus // workers),
             },
             batch_size=1,
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
         )
         done = dataset.take_all()
     finally:
         if started:
             ray.shutdown()
+    failed = [str(r["error"]) for r in done if r["error"]]
+    if failed:
+        raise MedsiftError(f"{len(failed)} shard(s) failed; first: {failed[0]}", file=shard_dir)
     return {
         "rows": int(sum(r["rows"] for r in done)),
         "shards": len(done),
