@@ -181,3 +181,18 @@ def test_predict_command_writes_one_row_per_id_and_scores(trained_run: Path, tmp
     assert "p_ade__seed7" in probs.columns
     scores = json.loads(capsys.readouterr().out)
     assert 0.0 <= scores["f1"] <= 1.0
+
+
+def test_distilled_student_learns_from_the_teacher(trained_run: Path, tiny_bert: Path, tmp_path: Path):
+    from medsift.ade.train import train
+
+    csv = make_ade_csv(tmp_path / "train.csv")
+    student = train(
+        tiny_config(tiny_bert, csv, tmp_path / "student", loss={"distill_weight": 1.0}),
+        quiet=True,
+        teacher=trained_run,
+    )
+    manifest = json.loads((student / "medsift_run.json").read_text())
+    assert manifest["extra"]["teacher"] == str(trained_run.resolve())
+    metrics = json.loads((student / "seed-7" / "metrics.json").read_text())
+    assert metrics["best"]["eval_f1"] > 0.8  # pure soft targets from a good teacher still teach the task

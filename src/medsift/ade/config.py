@@ -53,6 +53,12 @@ class LossSection(StrictModel):
     )
     focal_gamma: float = Field(2.0, ge=0)
     class_weights: list[float] | None = Field(None, min_length=2, max_length=2, description="[w_neg, w_pos]")
+    distill_weight: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="medsift distill only: weight of the teacher's soft targets; the rest goes to the gold labels.",
+    )
 
 
 @register_schema("ade", "encoder")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import pandas as pd
 from sklearn.metrics import f1_score
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
@@ -52,6 +53,7 @@ class AdeTrainer(SequentialEvalMixin, Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
+        soft = inputs.pop("soft_labels", None)  # (batch,) teacher P(ADE), only when distilling
         outputs = model(**inputs)
         cfg = self.loss_config
         loss = classification_loss(
@@ -62,6 +64,10 @@ class AdeTrainer(SequentialEvalMixin, Trainer):
             gamma=cfg.focal_gamma,
             class_weights=cfg.class_weights,
         )
+        if soft is not None:
+            log_q = torch.log_softmax(outputs.logits.float(), dim=-1)  # (batch, 2)
+            soft_loss = -(soft * log_q[:, 1] + (1 - soft) * log_q[:, 0]).mean()
+            loss = cfg.distill_weight * soft_loss + (1 - cfg.distill_weight) * loss
         return (loss, outputs) if return_outputs else loss
 
 
@@ -136,7 +142,12 @@ def train_seed(
     model = AutoModelForSequenceClassification.from_pretrained(
         name, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
     )
-    train_enc = _encode(tokenizer, training_rows(splits, config.data.oversample_positives, seed), config)
+    train_rows = training_rows(splits, config.data.oversample_positives, seed)
+    train_enc = _encode(tokenizer, train_rows, config)
+    if "p_teacher" in train_rows:  # distillation: every input (window) carries its post's teacher probability
+        teacher = train_rows["p_teacher"].to_numpy(dtype=float)
+        for feature in train_enc.features:
+            feature["soft_labels"] = float(teacher[feature["post"]])
     val_enc = _encode(tokenizer, splits.val, config)
     metric = {"neg_loss": "eval_loss"}.get(config.selection_metric, f"eval_{config.selection_metric}")
     args = config.training.to_training_arguments(
@@ -221,15 +232,26 @@ def _average_seeds(run_dir: Path, seeds: list[int], split_name: str) -> pd.DataF
     return out
 
 
-def train(config: AdeConfig, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
+def train(
+    config: AdeConfig, *, run_dir: Path | None = None, quiet: bool = False, teacher: Path | None = None
+) -> Path:
     """Train every seed of ``config`` into one run directory and return it.
 
     Killed and started again with the same config, it skips finished seeds and resumes the current one
-    from its newest checkpoint.
+    from its newest checkpoint. With ``teacher`` (an ADE run or ensemble), the model is distilled: it learns
+    the teacher's probabilities on the training rows (weight ``loss.distill_weight``) as well as the gold labels.
     """
     run_dir = Path(run_dir or config.output_dir)
     _check_or_start(run_dir, config)
     splits = load_splits(config)
+    extra: dict[str, Any] = {}
+    if teacher is not None:
+        from medsift.ade.teacher import teacher_probabilities
+
+        splits.train = splits.train.assign(
+            p_teacher=teacher_probabilities(teacher, splits.train, quiet=quiet)
+        )
+        extra["teacher"] = str(Path(teacher).resolve())
     with atomic_write(run_dir / "splits.csv") as fh:
         splits.table().to_csv(fh, index=False)
     summaries = []
@@ -250,6 +272,7 @@ def train(config: AdeConfig, *, run_dir: Path | None = None, quiet: bool = False
         seeds=list(config.seeds),
         data=hash_files(splits.files),
         extra={
+            **extra,
             "model": config.model.name,
             "splits": {k: len(getattr(splits, k)) for k in ("train", "val", "calib")},
         },

@@ -89,6 +89,32 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"run saved to {run_dir}")
 
     @app.command()
+    def distill(
+        teacher: Annotated[
+            Path, typer.Argument(help="The teacher: an ADE ensemble (or classifier) run directory.")
+        ],
+        config: Annotated[str, typer.Argument(help="The student's config (task ade): file or shipped name.")],
+        set_: Annotated[
+            list[str], typer.Option("--set", help="Override a config value (dotted key=value).")
+        ] = [],  # noqa: B006
+        output_dir: Annotated[
+            Path | None, typer.Option(help="Run directory (default: the config's output_dir).")
+        ] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Train one student on a teacher's soft labels, so a single model carries an ensemble's accuracy."""
+        from medsift.ade.train import train as train_ade
+        from medsift.config import load_config
+
+        cfg = load_config(config, set_)
+        if (cfg.task, cfg.method) != ("ade", "encoder"):
+            raise MedsiftError(
+                "distillation trains an ADE encoder: the student config needs task: ade, method: encoder"
+            )
+        run_dir = train_ade(cfg, run_dir=output_dir, quiet=quiet, teacher=teacher)
+        typer.echo(f"student saved to {run_dir}")
+
+    @app.command()
     def predict(
         run_dir: Annotated[Path, typer.Argument(help="A run directory (medsift train / medsift ensemble).")],
         input_path: Annotated[
