@@ -28,7 +28,17 @@ from medsift.errors import MedsiftError
 from medsift.io.atomic import atomic_write_text
 
 MANIFEST = "medsift_run.json"
-_PACKAGES = ("medsift", "torch", "transformers", "tokenizers", "accelerate", "peft", "numpy", "pandas", "scikit-learn")
+_PACKAGES = (
+    "medsift",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "accelerate",
+    "peft",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -62,7 +72,9 @@ class RunManifest:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, run_dir: str | Path) -> None:
-        atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(
+            Path(run_dir) / MANIFEST, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+        )
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunManifest:
@@ -85,7 +97,9 @@ def hash_files(paths: list[str | Path]) -> dict[str, str]:
 def save_resolved_config(run_dir: str | Path, config: Any) -> None:
     """Write the validated config with every default filled in, so the run can be repeated exactly."""
     data = config.model_dump(mode="json")
-    atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    atomic_write_text(
+        Path(run_dir) / "config.yaml", yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    )
 
 
 def write_json(path: str | Path, data: Any) -> None:
