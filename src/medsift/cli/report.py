@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -56,7 +57,10 @@ def _rich_compare(columns: list[str], rows: list[dict], best: dict[str, set[int]
     table = Table(title=title, box=box.SIMPLE_HEAVY, caption="★ = best in column (higher is better)")
     for column in columns:
         numeric = column not in ("run", "kind", "split")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=column == "run")
+        # Scores need room for "0.1234★": never let rich squeeze them into an ellipsis.
+        table.add_column(
+            column, justify="right" if numeric else "left", no_wrap=True, min_width=7 if numeric else None
+        )
     for i, row in enumerate(rows):
         cells = []
         for column in columns:
@@ -66,7 +70,7 @@ def _rich_compare(columns: list[str], rows: list[dict], best: dict[str, set[int]
                 if value is None or (isinstance(value, float) and math.isnan(value))
                 else (f"{value:.4f}" if isinstance(value, float) else str(value))
             )
-            cells.append(f"[bold green]{text} ★[/]" if i in best.get(column, set()) else text)
+            cells.append(f"[bold green]{text}★[/]" if i in best.get(column, set()) else text)
         table.add_row(*cells)
     return table
 
@@ -148,4 +152,6 @@ def register(app: typer.Typer) -> None:
             return
         from rich.console import Console
 
-        Console().print(_rich_compare(columns, rows, best, split.value if split else None))
+        Console(width=None if sys.stdout.isatty() else 160).print(
+            _rich_compare(columns, rows, best, split.value if split else None)
+        )

@@ -77,7 +77,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em a
 h1{border-bottom:2px solid #345}h2{margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right;vertical-align:top}
-th{background:#eef2f6}td.text,th.text{text-align:left;max-width:60em}
+th{background:#eef2f6}td.kind{white-space:nowrap}td.text,th.text{text-align:left;max-width:60em}
 td.best{font-weight:bold;color:#116611;background:#eaf7ea}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
 figcaption{font-size:.85em;color:#555;max-width:38em}
@@ -107,6 +107,8 @@ def _table_html(t: Table) -> str:
 
 
 def _cls(column: str) -> str:
+    if column == "kind":
+        return "text kind"
     return "text" if column in ("text", "run", "kind", "language", "post", "type", "split", "id") else "num"
 
 
