@@ -18,14 +18,31 @@ from medsift.io.atomic import atomic_write_text
 DONE_MARKER = "DONE"
 
 
-def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
-    """The newest complete ``checkpoint-<step>`` folder, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
+def _is_complete(checkpoint: Path) -> bool:
+    """Trainer writes ``trainer_state.json`` after the weights, optimizer and RNG states: its presence
+    (and parsing) marks a checkpoint that a kill did not interrupt."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
 
+
+def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
+    """The newest complete ``checkpoint-<step>`` folder, or None.
+
+    A run killed while saving leaves a half-written newest folder; resuming from it would fail (or load
+    a torn state), so it is skipped and the previous complete checkpoint is used.
+    """
     path = Path(checkpoint_dir)
     if not path.is_dir():
         return None
-    return get_last_checkpoint(str(path))
+    steps = []
+    for child in path.iterdir():
+        prefix, _, step = child.name.partition("-")
+        if prefix == "checkpoint" and step.isdigit() and child.is_dir() and _is_complete(child):
+            steps.append((int(step), child))
+    return str(max(steps)[1]) if steps else None
 
 
 def seed_is_done(seed_dir: str | Path) -> bool:
