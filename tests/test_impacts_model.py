@@ -150,7 +150,7 @@ def test_every_trainable_parameter_gets_a_gradient(tiny_bert, crf):
     tok = AutoTokenizer.from_pretrained(str(tiny_bert))
     model = build_model(str(tiny_bert), labels, crf)
     model.train()
-    examples, _ = encode_examples(tok, [p[0] for p in POSTS], [p[1] for p in POSTS], "bio", labels, 16, 4)
+    examples = encode_examples(tok, [p[0] for p in POSTS], [p[1] for p in POSTS], "bio", labels, 16, 4)
     from transformers import DataCollatorForTokenClassification
 
     batch = DataCollatorForTokenClassification(tok)(examples)
@@ -205,3 +205,30 @@ def test_cli_tag_prints_spans(tiny_bert, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["tag", str(tmp_path / "m")])
     assert "nothing to tag" in capsys.readouterr().err
+
+
+def test_validation_examples_and_metrics_do_not_depend_on_order(tiny_bert):
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from medsift.impacts.bio import IGNORE, label_list
+    from medsift.impacts.train import encode_examples, window_metrics
+
+    labels = label_list([C, S], "bio")
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert))
+    posts, tags = [p[0] for p in POSTS], [p[1] for p in POSTS]
+    dev = encode_examples(tok, posts, tags, "bio", labels, 16, 4, first_only=True)
+    train = encode_examples(tok, posts, tags, "bio", labels, 16, 4)
+    for d, t in zip(dev, train, strict=True):
+        assert d["input_ids"] == t["input_ids"]
+        kept = [x for x in d["labels"] if x != IGNORE]
+        assert len(kept) <= len([x for x in t["labels"] if x != IGNORE])
+    width = max(len(e["labels"]) for e in dev)
+    gold = np.array([e["labels"] + [IGNORE] * (width - len(e["labels"])) for e in dev])
+    pred = np.where(gold == IGNORE, IGNORE, 0)  # all O
+    pred[0] = np.where(gold[0] == IGNORE, IGNORE, gold[0])  # the first window exactly right
+    first = window_metrics(pred, gold, labels, "bio")
+    order = np.arange(len(dev))[::-1]
+    assert window_metrics(pred[order], gold[order], labels, "bio") == first
+    assert 0.0 < first["strict_f1"] < 1.0
+    assert window_metrics(gold.copy(), gold, labels, "bio") == {"strict_f1": 1.0, "relaxed_f1": 1.0}

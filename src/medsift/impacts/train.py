@@ -16,6 +16,7 @@ import numpy as np
 
 from medsift.errors import MedsiftError
 from medsift.impacts.bio import (
+    IGNORE,
     align_labels,
     entity_types,
     first_subword_positions,
@@ -44,35 +45,42 @@ def encode_examples(
     labels: list[str],
     max_length: int,
     stride: int,
-) -> tuple[list[dict], list[dict]]:
-    """Training examples (one per window: input_ids + aligned labels) and, per window, word → position."""
+    *,
+    first_only: bool = False,
+) -> list[dict]:
+    """One example per window: ``input_ids`` and subword label ids (``-100`` where ignored).
+
+    ``first_only`` labels only each word's first subword: validation examples use it, so the label ids
+    alone say where the words are. The Trainer may reorder validation batches (it groups by length), so
+    the metrics must not depend on example order.
+    """
     label2id = {label: i for i, label in enumerate(labels)}
     windows, _ = encode_windows(tokenizer, posts, max_length, stride)
-    examples, firsts = [], []
+    examples = []
     for w in windows:
         word_tags = to_scheme(tags[w.post][w.window[0] : w.window[1]], scheme)  # type: ignore[arg-type]
-        examples.append(
-            {"input_ids": w.input_ids, "labels": align_labels(word_tags, w.word_ids, scheme, label2id)}
-        )  # type: ignore[arg-type]
-        firsts.append({"post": w.post, "window": w.window, "first": first_subword_positions(w.word_ids)})
-    return examples, firsts
+        ids = align_labels(word_tags, w.word_ids, scheme, label2id)  # type: ignore[arg-type]
+        if first_only:
+            firsts = set(first_subword_positions(w.word_ids).values())
+            ids = [i if pos in firsts else IGNORE for pos, i in enumerate(ids)]
+        examples.append({"input_ids": w.input_ids, "labels": ids})
+    return examples
 
 
-def window_metrics(
-    pred_ids: np.ndarray, firsts: list[dict], gold: list[list[str]], labels: list[str], scheme: str
-) -> dict:
-    """Strict and relaxed F1 over validation windows (word tags from each word's first subword)."""
+def window_metrics(pred_ids: np.ndarray, label_ids: np.ndarray, labels: list[str], scheme: str) -> dict:
+    """Strict and relaxed F1 over validation windows labelled with ``first_only`` (any order).
+
+    Word tags are read where the label is not ``-100``. For ``io`` the gold is rebuilt from IO classes, so
+    two adjacent gold spans of one type count as one here (model selection only; the final ``metrics.json``
+    scores whole posts against the real BIO tags).
+    """
     from medsift.impacts.predict import score_tags
 
     gold_w, pred_w = [], []
-    for k, info in enumerate(firsts):
-        start, end = info["window"]
-        words = []
-        for i in range(end - start):
-            pos = info["first"].get(i)
-            words.append(labels[int(pred_ids[k][pos])] if pos is not None and pred_ids[k][pos] >= 0 else "O")
-        pred_w.append(to_bio(words, scheme))  # type: ignore[arg-type]
-        gold_w.append(list(gold[info["post"]][start:end]))
+    for pred_row, gold_row in zip(pred_ids, label_ids, strict=True):
+        keep = gold_row != IGNORE
+        pred_w.append(to_bio([labels[int(i)] if i >= 0 else "O" for i in pred_row[keep]], scheme))  # type: ignore[arg-type]
+        gold_w.append(to_bio([labels[int(i)] for i in gold_row[keep]], scheme))  # type: ignore[arg-type]
     scores = score_tags(gold_w, pred_w)
     return {"strict_f1": scores["strict"]["overall"]["f1"], "relaxed_f1": scores["relaxed"]["overall"]["f1"]}
 
@@ -174,9 +182,9 @@ def train_seed(
     if seed_is_done(seed_dir):
         return read_json(seed_dir / "metrics.json")["summary"]
     m = config.model
-    train_ex, _ = encode_examples(tokenizer, *data["train"], config.scheme, labels, m.max_length, m.stride)
-    dev_ex, dev_firsts = encode_examples(
-        tokenizer, *data["dev"], config.scheme, labels, m.max_length, m.stride
+    train_ex = encode_examples(tokenizer, *data["train"], config.scheme, labels, m.max_length, m.stride)
+    dev_ex = encode_examples(
+        tokenizer, *data["dev"], config.scheme, labels, m.max_length, m.stride, first_only=True
     )
     set_seed(seed)
     model = build_model(m.name, labels, m.crf)
@@ -195,9 +203,7 @@ def train_seed(
         eval_dataset=dev_ex,
         data_collator=DataCollatorForTokenClassification(tokenizer),
         processing_class=tokenizer,
-        compute_metrics=lambda ev: window_metrics(
-            ev.predictions, dev_firsts, data["dev"][1], labels, config.scheme
-        ),
+        compute_metrics=lambda ev: window_metrics(ev.predictions, ev.label_ids, labels, config.scheme),
         preprocess_logits_for_metrics=lambda logits, _labels: logits.argmax(-1),
     )
     if quiet:  # with tqdm off, the Trainer prints its logs instead; quiet means neither
