@@ -28,6 +28,21 @@ class AdePrediction:
     n_truncated: int  # posts longer than the model's room (handled by the run's long-post policy)
 
 
+def _require_safetensors(folder: Path) -> None:
+    """Refuse a model folder without safetensors weights (pickled ``*.bin``/``*.pt`` can run code on load)."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in (*folder.glob("*.bin"), *folder.glob("*.pt"), *folder.glob("*.pth")))
+    found = (
+        f"found only pickled weights ({', '.join(pickled)}), which medsift never loads"
+        if pickled
+        else "no weights"
+    )
+    raise MedsiftError(
+        f"no safetensors weights: {found}; re-export the model as model.safetensors", file=folder
+    )
+
+
 class AdeClassifier:
     """Every seed of a trained run, averaged, cut with the run's threshold policy."""
 
@@ -61,6 +76,7 @@ class AdeClassifier:
         models = {}
         for seed in manifest.seeds:
             folder = run_dir / f"seed-{seed}" / "model"
+            _require_safetensors(folder)
             # use_safetensors: never unpickle weights from a run folder
             models[f"seed{seed}"] = (
                 AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
