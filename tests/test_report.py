@@ -349,3 +349,25 @@ def test_report_renders_in_headless_chromium(page, tmp_path):
         assert img.size == (1400, 1200)
         colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50  # not a blank page
+
+
+def test_impacts_examples_highlight_gold_and_predicted_spans(tmp_path):
+    from medsift.data import sample_path
+    from medsift.io import read_impacts, write_impacts_submission
+
+    gold_path = sample_path("impacts_sample_test.csv")
+    gold = read_impacts(gold_path, labelled=True)
+    # The prediction drops every span of the first post that has one and agrees on the rest.
+    first = next(i for i, tags in enumerate(gold["ner_tags"]) if any(t != "O" for t in tags))
+    preds = [["O"] * len(t) if i == first else list(t) for i, t in enumerate(gold["ner_tags"])]
+    sub = tmp_path / "sub.csv"
+    write_impacts_submission(sub, gold["ID"].tolist(), preds)
+    run = tmp_path / "tagger"
+    RunManifest(kind="impacts-tagger", task="impacts", seeds=[1]).save(run)
+    out = tmp_path / "r.html"
+    main(["report", str(run), "--test", str(gold_path), "--pred", str(sub), "-o", str(out), "-q"])
+    rows = {r["key"]: r for r in parse(out).tables["examples-tagger"]}
+    worst = rows[str(gold["ID"].iloc[first])]
+    assert worst["cells"]["tags_differing"] == sum(t != "O" for t in gold["ner_tags"].iloc[first])
+    page = out.read_text(encoding="utf-8")
+    assert '<mark class="gold"' in page and '<mark class="both"' in page and '<mark class="pred"' not in page
