@@ -371,3 +371,18 @@ def test_impacts_examples_highlight_gold_and_predicted_spans(tmp_path):
     assert worst["cells"]["tags_differing"] == sum(t != "O" for t in gold["ner_tags"].iloc[first])
     page = out.read_text(encoding="utf-8")
     assert '<mark class="gold"' in page and '<mark class="both"' in page and '<mark class="pred"' not in page
+
+
+def test_ensemble_run_is_reported_with_the_rows_that_tuned_it(runs, tmp_path):
+    ens = tmp_path / "ens"
+    main(["ensemble", *map(str, runs), "--method", "soft", "--thresholds", "per_language", "-o", str(ens)])
+    out = tmp_path / "r.html"
+    main(["report", str(ens), "-o", str(out), "-q"])
+    html = parse(out)
+    assert {f"fig-ens-calib-{f}" for f in FIGURES} <= set(html.figures)
+    page = out.read_text(encoding="utf-8")
+    assert "ensemble (soft): member weights from val rows" in page
+    errors = html.tables["errors-ens-calib"]
+    assert errors and all(
+        any(t.startswith("post number") for t in r["text"]) for r in errors
+    )  # texts via members
