@@ -177,18 +177,24 @@ def _write_val_ensemble(run_dir: Path, members: list[tuple[int, pd.DataFrame]]) 
     write_probabilities(run_dir / "val_probabilities.csv", frame)
 
 
-def zero_shot_run(model: str, task: str, out: str | Path, **overrides) -> Path:
-    """A run directory that uses ``model`` without an adapter (for zero-shot baselines and benchmarks)."""
+def zero_shot_run(
+    model: str, task: str, out: str | Path, *, model_options: dict | None = None, **sections
+) -> Path:
+    """A run directory that uses ``model`` without an adapter (for zero-shot baselines and benchmarks).
+
+    ``model_options`` go to the config's ``model`` section; other keyword arguments are whole sections
+    (``decoding={...}``, ``prompt={...}``).
+    """
     from medsift.config import parse_config
 
     raw = {
         "task": task,
         "method": "llm",
-        "model": {"name": model},
+        "model": {**(model_options or {}), "name": model},
         "training": {"num_train_epochs": 0},
         "output_dir": str(out),
     }
-    for key, value in overrides.items():
+    for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     from medsift.llm.config import with_labels
 
