@@ -371,9 +371,10 @@ SUBPROCESS_CASES = [
     ("score-sub", "submission_duplicate_id.csv"),
     ("score-impacts", "impacts_length_mismatch.csv"),
     ("score-impacts", "impacts_malformed_list.csv"),
-    ("predict", "ade_empty.csv"),
-    ("predict", "nul_byte.csv"),
-    ("train", "ade_duplicate_id.csv"),
+    # these import torch in the child (10-15 s each on a busy 2-core machine)
+    pytest.param("predict", "ade_empty.csv", marks=pytest.mark.slow),
+    pytest.param("predict", "nul_byte.csv", marks=pytest.mark.slow),
+    pytest.param("train", "ade_duplicate_id.csv", marks=pytest.mark.slow),
 ]
 
 
