@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from medsift.cli._quiet import silence_libraries
 from medsift.errors import MedsiftError
 
 # (task, method) of a config -> its training entry point
@@ -83,6 +84,8 @@ def register(app: typer.Typer) -> None:
         """Train a model from a config. Started again after a kill, it resumes from the last checkpoint."""
         from medsift.config import load_config
 
+        if quiet:
+            silence_libraries()
         cfg = load_config(config, set_)
         trainer = load_entry(TRAINERS[(cfg.task, cfg.method)])
         run_dir = trainer(cfg, run_dir=output_dir, quiet=quiet)
@@ -106,6 +109,8 @@ def register(app: typer.Typer) -> None:
         from medsift.ade.train import train as train_ade
         from medsift.config import load_config
 
+        if quiet:
+            silence_libraries()
         cfg = load_config(config, set_)
         if (cfg.task, cfg.method) != ("ade", "encoder"):
             raise MedsiftError(
@@ -140,6 +145,8 @@ def register(app: typer.Typer) -> None:
         """Predict every row of INPUT (one prediction per input id, in input order); score it if labelled."""
         from medsift.runs import RunManifest
 
+        if quiet:
+            silence_libraries()
         manifest = RunManifest.load(run_dir)
         if manifest.kind not in PREDICTORS:
             raise MedsiftError(f"unknown run kind '{manifest.kind}'", file=run_dir)
