@@ -109,7 +109,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-llm-"))
     ade_eval, ade_train = _ade_data(args.ade_n, args.train_n, args.seed, tmp)
     imp_eval, imp_train = _impacts_data(args.impacts_n, args.train_n, args.max_tokens, args.seed, tmp)
-    decoding = {"max_new_tokens": 160, "chunk_tokens": 40}
+    decoding = {"max_new_tokens": 192, "chunk_tokens": 24}
     rows = []
     for steps in args.steps:
         run = _run("ade", ade_train, steps, tmp / f"ade-{steps}", decoding)
@@ -156,7 +156,7 @@ def _append(args, rows: list[dict]) -> None:
         f"--impacts-n {args.impacts_n} --train-n {args.train_n} --steps {' '.join(map(str, args.steps))}`.",
         f"ADE: {args.ade_n} held-out posts, a stratified sample of `../shared/data/task1/` (en, de, ru, de/fr CADEC), threshold 0.5. "
         f"Spans: {args.impacts_n} held-out posts of `../shared/data/task7/train.csv` with at most {args.max_tokens} tokens, "
-        f"chunks of 40 tokens, up to 160 new tokens per chunk. LoRA: r 8, alpha 32, dropout 0.1, lr 2e-4, batch 4, "
+        f"chunks of 24 tokens, up to 192 new tokens per chunk. LoRA: r 8, alpha 32, dropout 0.1, lr 2e-4, batch 4, "
         f"trained on a disjoint sample of {args.train_n} rows; 0 steps = zero-shot.\n",
         "| task | LoRA steps | decoding | F1 (ADE pooled) / strict F1 | two-class macro F1 / relaxed F1 | outputs repaired | posts/s |",
         "| --- | --- | --- | --- | --- | --- | --- |",

@@ -126,22 +126,22 @@ _WORDS = st.sampled_from(
 
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(tokens=st.lists(_WORDS, min_size=1, max_size=12), seed=st.integers(0, 10_000))
-def test_constrained_sampling_always_parses_cleanly(tiny_qwen3, tokens, seed):
+@given(tokens=st.lists(_WORDS, min_size=1, max_size=12), seed=st.integers(0, 10_000), tight=st.booleans())
+def test_constrained_sampling_always_parses_cleanly(tiny_qwen3, tokens, seed, tight):
     model, tokenizer = _cached_model(tiny_qwen3)
     template = prompts.resolve_template(tokenizer, "model")
     prompt = prompts.render(tokenizer, prompts.span_messages(tokens, LABELS), template)[0]
     grammar = Grammar.build(tokens, LABELS)
     batch = left_padded(tokenizer, [prompt], "cpu")
     ends = end_token_ids(tokenizer, model)
-    processor = SpanGrammarProcessor(vocab_trie(tokenizer), [grammar], ends, batch["input_ids"].shape[1])
-    # every generated token carries at least one byte, so this bound always lets the answer finish
-    bound = (
-        sum(
-            len(f"{i} : {prompts.display_token(t)} : I-ClinicalImpacts\n".encode())
-            for i, t in enumerate(tokens)
-        )
-        + 8
+    # every generated token carries at least one byte, so this bound always lets the answer finish;
+    # a tight budget must make the processor stop early at a line boundary instead of mid-line
+    lines = [f"{i} : {prompts.display_token(t)} : I-ClinicalImpacts\n" for i, t in enumerate(tokens)]
+    bound = sum(len(line.encode()) for line in lines) + 8
+    if tight:
+        bound = grammar.max_line_bytes() + 2 + seed % 30
+    processor = SpanGrammarProcessor(
+        vocab_trie(tokenizer), [grammar], ends, batch["input_ids"].shape[1], max_new_tokens=bound
     )
     torch.manual_seed(seed)
     out = model.generate(

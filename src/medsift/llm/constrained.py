@@ -105,6 +105,14 @@ class Grammar:
             return ("label", index, sofar, labels) if any(lab.startswith(sofar) for lab in labels) else None
         return None
 
+    def max_line_bytes(self) -> int:
+        """The longest line the grammar allows, in bytes (a bound on its length in tokens)."""
+        index_len = len(str(max(len(self.tokens) - 1, 0)))
+        longest = max((len(t) for t in self.tokens), default=0) + max(
+            (len(lab) for lab in self.labels), default=0
+        )
+        return max(index_len + 6 + longest, len(NONE_ANSWER))
+
     def can_end(self, state: tuple) -> bool:
         return state[0] in ("line", "done")
 
@@ -185,10 +193,17 @@ class SpanGrammarProcessor(LogitsProcessor):
     """Masks every token that would leave the span grammar; one grammar per batch row (greedy/sampling)."""
 
     def __init__(
-        self, trie: VocabTrie, grammars: Sequence[Grammar], end_ids: Sequence[int], prompt_length: int
+        self,
+        trie: VocabTrie,
+        grammars: Sequence[Grammar],
+        end_ids: Sequence[int],
+        prompt_length: int,
+        max_new_tokens: int | None = None,
     ):
         self.trie, self.grammars, self.end_ids = trie, list(grammars), list(end_ids)
         self.prompt_length = prompt_length
+        # With a token budget, no line is started that might not fit: the answer always ends cleanly.
+        self.max_new_tokens = max_new_tokens
         self._states: dict[tuple[int, tuple[int, ...]], tuple | None] = {}
 
     def _state(self, row: int, generated: tuple[int, ...]) -> tuple | None:
@@ -215,8 +230,13 @@ class SpanGrammarProcessor(LogitsProcessor):
             if state is None or state == ("ended",):
                 mask[row] = 0  # finished rows are padded by generate itself; nothing to constrain
                 continue
-            allowed = self.trie.allowed(self.grammars[row], state)
-            if self.grammars[row].can_end(state) or not allowed:
+            grammar = self.grammars[row]
+            if self.max_new_tokens is not None and state[0] in ("start", "line"):
+                left = self.max_new_tokens - (input_ids.shape[1] - self.prompt_length)
+                if left <= grammar.max_line_bytes() + 1:  # the line, then the end token
+                    state = ("lit", NONE_ANSWER.encode(), -1, ()) if state[0] == "start" else ("done",)
+            allowed = self.trie.allowed(grammar, state) if state[0] != "done" else []
+            if grammar.can_end(state) or not allowed:
                 allowed = allowed + self.end_ids
             mask[row, allowed] = 0
         return scores + mask

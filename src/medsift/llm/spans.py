@@ -37,7 +37,13 @@ def generate_answers(
     processors = LogitsProcessorList()
     if grammars is not None:
         processors.append(
-            SpanGrammarProcessor(vocab_trie(tokenizer), grammars, ends, batch["input_ids"].shape[1])
+            SpanGrammarProcessor(
+                vocab_trie(tokenizer),
+                grammars,
+                ends,
+                batch["input_ids"].shape[1],
+                max_new_tokens=max_new_tokens,
+            )
         )
     out = model.generate(
         **batch,
