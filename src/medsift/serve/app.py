@@ -1,0 +1,163 @@
+"""``create_app(run_dir)``: a FastAPI app that serves one trained run.
+
+Endpoints: ``POST /v1/ade`` (ADE classifier runs), ``POST /v1/impacts`` (impact tagger runs), ``GET /health``,
+``GET /v1/model`` (manifest, thresholds, limits) and the OpenAPI docs at ``/docs``. Concurrent requests are
+micro-batched (:mod:`medsift.serve.batcher`). Bad input is answered with 422 (pydantic's message: empty text,
+not a string, text too long) or 413 (too many texts in one request), never with a 500.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+
+from medsift.runs import RunManifest, read_json
+from medsift.serve.batcher import MicroBatcher
+from medsift.serve.schemas import (
+    AdeResponse,
+    AdeResult,
+    ImpactsResponse,
+    ImpactsResult,
+    SpanOut,
+    request_models,
+)
+
+ADE_KINDS = {"ade-classifier"}
+IMPACT_KINDS = {"impacts-tagger", "impacts-ensemble"}
+
+
+def _ade_scorer(run_dir: Path, backend: str):
+    from medsift.engine.backends import load_classifier
+
+    classifier = load_classifier(run_dir, backend=backend)
+
+    def score(items: list[tuple[str, str]]) -> list[AdeResult]:
+        pred = classifier.predict([t for t, _ in items], [lang for _, lang in items])
+        return [
+            AdeResult(p_ade=float(p), label=int(y), threshold=float(t))
+            for p, y, t in zip(pred.p_ade, pred.labels, pred.thresholds, strict=True)
+        ]
+
+    return score
+
+
+def _impacts_scorer(run_dir: Path):
+    from medsift.impacts.predict import SpanTagger
+    from medsift.scoring.impacts import spans_from_bio
+
+    tagger = SpanTagger.from_run(run_dir)
+
+    def score(items: list[tuple[str, Any]]) -> list[ImpactsResult]:
+        # items are ("text", str) or ("tokens", list[str]); one request never mixes them
+        out: list[ImpactsResult | None] = [None] * len(items)
+        texts = [i for i, (kind, _) in enumerate(items) if kind == "text"]
+        tokens = [i for i, (kind, _) in enumerate(items) if kind == "tokens"]
+        if texts:
+            for i, spans in zip(texts, tagger.tag_texts([items[i][1] for i in texts]), strict=True):
+                out[i] = ImpactsResult(
+                    spans=[
+                        SpanOut(label=s.label, start=s.start_char, end=s.end_char, text=s.text) for s in spans
+                    ]
+                )
+        if tokens:
+            for i, tags in zip(tokens, tagger.tag([items[i][1] for i in tokens]), strict=True):
+                words = items[i][1]
+                spans = [
+                    SpanOut(label=k, start=a, end=b, text=" ".join(words[a:b]))
+                    for k, a, b in spans_from_bio(tags)
+                ]
+                out[i] = ImpactsResult(spans=spans, tags=list(tags))
+        return out  # type: ignore[return-value]
+
+    return score
+
+
+def create_app(
+    run_dir: str | Path,
+    *,
+    backend: str = "torch",
+    max_batch: int = 64,
+    max_chars: int = 20000,
+    max_wait_ms: float = 5,
+) -> FastAPI:
+    """The service for one run; the model is loaded here, once. ``max_batch`` caps texts per request."""
+    run_dir = Path(run_dir)
+    manifest = RunManifest.load(run_dir)
+    AdeRequest, ImpactsRequest = request_models(max_chars)
+    ade = (
+        MicroBatcher(_ade_scorer(run_dir, backend), max_items=max_batch, max_wait_ms=max_wait_ms)
+        if manifest.kind in ADE_KINDS
+        else None
+    )
+    impacts = (
+        MicroBatcher(_impacts_scorer(run_dir), max_items=max_batch, max_wait_ms=max_wait_ms)
+        if manifest.kind in IMPACT_KINDS
+        else None
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        for batcher in (ade, impacts):
+            if batcher is not None:
+                await batcher.close()
+
+    app = FastAPI(
+        title="medsift",
+        version="1",
+        description=f"Serving run {run_dir.name} ({manifest.kind}).",
+        lifespan=lifespan,
+    )
+    app.state.batchers = {"ade": ade, "impacts": impacts}
+
+    def check_size(n: int) -> None:
+        if n > max_batch:
+            raise HTTPException(
+                413, f"{n} posts in one request; the limit is {max_batch} (split the request)"
+            )
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "kind": manifest.kind}
+
+    @app.get("/v1/model")
+    async def model() -> dict[str, Any]:
+        info: dict[str, Any] = {"run": run_dir.name, "manifest": asdict(manifest), "backend": backend}
+        info["limits"] = {"max_batch": max_batch, "max_chars": max_chars, "max_wait_ms": max_wait_ms}
+        if (run_dir / "thresholds.json").exists():
+            info["thresholds"] = read_json(run_dir / "thresholds.json")
+        return info
+
+    async def score_ade(body: Any) -> AdeResponse:
+        if ade is None:
+            raise HTTPException(404, f"this run is '{manifest.kind}'; POST /v1/impacts instead")
+        check_size(len(body.texts))
+        languages = body.languages or [""] * len(body.texts)
+        return AdeResponse(results=await ade.submit(list(zip(body.texts, languages, strict=True))))
+
+    async def score_impacts(body: Any) -> ImpactsResponse:
+        if impacts is None:
+            raise HTTPException(404, f"this run is '{manifest.kind}'; POST /v1/ade instead")
+        if body.texts is not None:
+            check_size(len(body.texts))
+            return ImpactsResponse(
+                unit="char", results=await impacts.submit([("text", t) for t in body.texts])
+            )
+        check_size(len(body.tokens))
+        return ImpactsResponse(
+            unit="token", results=await impacts.submit([("tokens", t) for t in body.tokens])
+        )
+
+    # The request models are built per app (they carry max_chars), so the annotations are set as objects:
+    # postponed string annotations could not be resolved by FastAPI from this function's scope.
+    score_ade.__annotations__["body"] = AdeRequest
+    score_impacts.__annotations__["body"] = ImpactsRequest
+    app.post("/v1/ade", response_model=AdeResponse, summary="ADE probability, label and threshold per post")(
+        score_ade
+    )
+    app.post("/v1/impacts", response_model=ImpactsResponse, summary="Impact spans per post")(score_impacts)
+    return app

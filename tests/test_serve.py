@@ -1,0 +1,115 @@
+"""The HTTP service on a tiny ADE run: every endpoint, the 413/422 refusals, and micro-batching."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_ade import NEG, POS, make_ade_csv, tiny_config
+
+
+@pytest.fixture(scope="module")
+def ade_run(tiny_bert: Path, tmp_path_factory) -> Path:
+    from medsift.ade.train import train
+
+    tmp = tmp_path_factory.mktemp("serve")
+    config = tiny_config(
+        tiny_bert, make_ade_csv(tmp / "train.csv"), tmp / "run", training={"num_train_epochs": 2}
+    )
+    return train(config, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def app(ade_run: Path):
+    from medsift.serve import create_app
+
+    return create_app(ade_run, max_batch=4, max_chars=200, max_wait_ms=20)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+def test_health_model_and_openapi(client, ade_run: Path):
+    assert client.get("/health").json() == {"status": "ok", "kind": "ade-classifier"}
+    info = client.get("/v1/model").json()
+    assert info["manifest"]["kind"] == "ade-classifier" and info["manifest"]["seeds"] == [7]
+    assert info["limits"] == {"max_batch": 4, "max_chars": 200, "max_wait_ms": 20}
+    assert "thresholds" in info
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/ade", "/v1/impacts", "/health", "/v1/model"} <= set(paths)
+    assert client.get("/docs").status_code == 200
+
+
+def test_ade_scores_equal_the_python_api(client, ade_run: Path):
+    from medsift.ade import AdeClassifier
+
+    texts = [POS[0], NEG[0], POS[3]]
+    response = client.post("/v1/ade", json={"texts": texts, "languages": ["en", "en", "ja"]})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    expected = AdeClassifier.from_run(ade_run, device="cpu").predict(texts, ["en", "en", "ja"])
+    np.testing.assert_allclose([r["p_ade"] for r in results], expected.p_ade, atol=1e-6)
+    assert [r["label"] for r in results] == expected.labels.tolist()
+    assert [r["threshold"] for r in results] == pytest.approx(expected.thresholds.tolist())
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"texts": ["a"] * 5}, 413, "5 posts in one request; the limit is 4"),
+        ({"texts": ["x" * 201]}, 422, "at most 200 characters"),
+        ({"texts": ["   "]}, 422, "text is empty"),
+        ({"texts": [42]}, 422, "valid string"),
+        ({"texts": []}, 422, "at least 1 item"),
+        ({"texts": "one post"}, 422, "valid list"),
+        ({"texts": ["a", "b"], "languages": ["en"]}, 422, "1 languages for 2 texts"),
+        ({"posts": ["a"]}, 422, "Field required"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx_never_a_500(client, body, status, message):
+    response = client.post("/v1/ade", json=body)
+    assert response.status_code == status
+    assert message in str(response.json()["detail"])
+
+
+def test_malformed_json_and_wrong_endpoint(client):
+    response = client.post("/v1/ade", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    response = client.post("/v1/impacts", json={"texts": ["a"]})
+    assert response.status_code == 404 and "POST /v1/ade" in response.json()["detail"]
+
+
+def test_concurrent_requests_share_model_calls(app):
+    import httpx
+
+    batcher = app.state.batchers["ade"]
+
+    async def burst() -> list[dict]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            responses = await asyncio.gather(*(c.post("/v1/ade", json={"texts": [t]}) for t in POS + NEG))
+        return [r.json()["results"][0] for r in responses]
+
+    before = batcher.calls
+    results = asyncio.run(burst())
+    assert len(results) == 10 and all(0.0 <= r["p_ade"] <= 1.0 for r in results)
+    assert batcher.calls - before < 10  # several requests were scored in one call
+    single = [asyncio.run(batcher_free_score(app, t)) for t in (POS[0], NEG[1])]
+    assert results[0]["p_ade"] == pytest.approx(single[0]["p_ade"], abs=1e-6)
+    assert results[6]["p_ade"] == pytest.approx(single[1]["p_ade"], abs=1e-6)
+
+
+async def batcher_free_score(app, text: str) -> dict:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        return (await c.post("/v1/ade", json={"texts": [text]})).json()["results"][0]
