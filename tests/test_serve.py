@@ -113,3 +113,43 @@ async def batcher_free_score(app, text: str) -> dict:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         return (await c.post("/v1/ade", json={"texts": [text]})).json()["results"][0]
+
+
+@pytest.fixture(scope="module")
+def tagger_run(tiny_bert: Path, tmp_path_factory) -> Path:
+    from medsift.impacts.train import train
+    from test_impacts_model import POSTS, _config, _write_csv
+
+    tmp = tmp_path_factory.mktemp("serve_tagger")
+    config = _config(tiny_bert, _write_csv(tmp / "train.csv", POSTS * 3), "bio", False, tmp / "run")
+    return train(
+        config.model_copy(update={"training": config.training.model_copy(update={"num_train_epochs": 1})}),
+        quiet=True,
+    )
+
+
+@pytest.mark.slow  # trains a tiny tagger (~20 s on a shared CPU)
+def test_impacts_endpoint_answers_texts_and_token_lists(tagger_run: Path):
+    from fastapi.testclient import TestClient
+
+    from medsift.impacts.predict import SpanTagger
+    from medsift.serve import create_app
+
+    tagger = SpanTagger.from_run(tagger_run)
+    with TestClient(create_app(tagger_run, max_batch=2)) as client:
+        texts = ["I overdosed last night and lost my job.", "all good"]
+        body = client.post("/v1/impacts", json={"texts": texts}).json()
+        assert body["unit"] == "char"
+        expected = tagger.tag_texts(texts)
+        got = [[(s["label"], s["start"], s["end"], s["text"]) for s in r["spans"]] for r in body["results"]]
+        assert got == [[tuple(s) for s in spans] for spans in expected]
+        for text, spans in zip(texts, got, strict=True):
+            assert all(text[a:b] == t for _, a, b, t in spans)
+        tokens = [["I", "overdosed", "and", "lost", "my", "job"]]
+        body = client.post("/v1/impacts", json={"tokens": tokens}).json()
+        assert body["unit"] == "token" and body["results"][0]["tags"] == tagger.tag(tokens)[0]
+        assert client.post("/v1/impacts", json={"texts": ["a"], "tokens": [["a"]]}).status_code == 422
+        assert client.post("/v1/impacts", json={"tokens": [[]]}).status_code == 422
+        assert client.post("/v1/impacts", json={"texts": ["a", "b", "c"]}).status_code == 413
+        assert client.post("/v1/ade", json={"texts": ["a"]}).status_code == 404
+        assert client.get("/v1/model").json()["manifest"]["kind"] == "impacts-tagger"
