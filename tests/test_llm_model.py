@@ -232,3 +232,32 @@ def test_train_and_predict_end_to_end(tiny_qwen3, tmp_path, task):
         free = predict_file(run, data, out, constrained=False, quiet=True)
         assert free["repairs"]["outputs"] == summary["repairs"]["outputs"]
     assert len(pd.read_csv(out)) == len(pd.read_csv(data))
+
+
+@pytest.mark.slow
+def test_zero_shot_run_predicts_unlabelled_files(tiny_llama, tmp_path):
+    from medsift.llm import zero_shot_run
+    from medsift.llm.predict import predict_file
+
+    ade = tmp_path / "ade.csv"
+    pd.DataFrame({"id": ["a", "b"], "text": POSTS[:2], "language": ["en", "fa"]}).to_csv(ade, index=False)
+    run = zero_shot_run(str(tiny_llama), "ade", tmp_path / "ade-run", model_options={"max_length": 128})
+    summary = predict_file(run, ade, tmp_path / "sub.csv", probabilities=tmp_path / "p.csv", quiet=True)
+    assert "scores" not in summary
+    assert list(pd.read_csv(tmp_path / "sub.csv").columns) == ["id", "predicted_label"]
+    assert pd.read_csv(tmp_path / "p.csv")["p_ade"].between(0, 1).all()
+
+    spans = tmp_path / "spans.csv"
+    pd.DataFrame({"ID": ["t1"], "tokens": [str(["I", "overdosed", "."] * 5)]}).to_csv(spans, index=False)
+    run = zero_shot_run(
+        str(tiny_llama), "impacts", tmp_path / "imp-run", decoding={"chunk_tokens": 4, "max_new_tokens": 20}
+    )
+    summary = predict_file(run, spans, tmp_path / "tags.csv", spans_json=tmp_path / "s.json", quiet=True)
+    assert summary["repairs"]["outputs"] == 4 and summary["repairs"]["outputs_repaired"] == 0
+    assert len(eval_tags(pd.read_csv(tmp_path / "tags.csv")["predicted_ner_tags"][0])) == 15
+
+
+def eval_tags(cell: str) -> list[str]:
+    import ast
+
+    return ast.literal_eval(cell)

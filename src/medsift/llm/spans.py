@@ -12,16 +12,18 @@ from medsift.llm.data import span_fits, span_prompt
 from medsift.llm.parse import RepairReport, parse_spans
 from medsift.llm.scoring import left_padded
 
-_TRIES: dict[int, VocabTrie] = {}
+_TRIES: list[tuple[object, VocabTrie]] = []  # a few recent (tokenizer, trie) pairs
 
 
 def vocab_trie(tokenizer) -> VocabTrie:
     """One trie per tokenizer object (building it walks the whole vocabulary once)."""
-    key = id(tokenizer)
-    if key not in _TRIES:
-        specials = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
-        _TRIES[key] = VocabTrie(tokenizer, exclude=specials)
-    return _TRIES[key]
+    for owner, trie in _TRIES:
+        if owner is tokenizer:
+            return trie
+    specials = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    trie = VocabTrie(tokenizer, exclude=specials)
+    _TRIES[:] = [*_TRIES[-3:], (tokenizer, trie)]
+    return trie
 
 
 @torch.inference_mode()
