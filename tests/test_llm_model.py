@@ -226,6 +226,10 @@ def test_train_and_predict_end_to_end(tiny_qwen3, tmp_path, task):
         assert (run / "val_probabilities.csv").exists()
         assert {"p_ade", "p_ade__seed1", "p_ade__seed2", "label"} <= set(pd.read_csv(probs).columns)
         assert "f1" in summary["scores"]
+        before = pd.read_csv(run / "val_probabilities.csv")
+        train(config, run_dir=run, quiet=True)  # finished seeds are kept, not retrained
+        assert pd.read_csv(run / "val_probabilities.csv").equals(before)
+        assert {"p_ade__seed1", "p_ade__seed2"} <= set(before.columns)
     else:
         summary = predict_file(run, data, out, spans_json=tmp_path / "s.json", constrained=True, quiet=True)
         assert summary["repairs"]["outputs_repaired"] == 0 and "strict" in summary["scores"]

@@ -138,7 +138,11 @@ def train(config, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
     for seed in config.seeds:
         seed_dir = run_dir / f"seed-{seed}"
         seed_dir.mkdir(exist_ok=True)
-        if seed_is_done(seed_dir):
+        if seed_is_done(seed_dir):  # resumed run: keep the finished seed's validation outputs
+            if (seed_dir / "val_probabilities.csv").exists():
+                from medsift.io import read_probabilities
+
+                members.append((seed, read_probabilities(seed_dir / "val_probabilities.csv")))
             continue
         summary = (
             {"zero_shot": True}
