@@ -1,0 +1,141 @@
+"""The HTTP service under a bounded local load: requests/s, p50/p99 latency, errors, server memory.
+
+Starts ``medsift serve RUN`` on 127.0.0.1 (loopback only) in a child process, sends a fixed number of
+``POST /v1/ade`` requests from N concurrent clients (httpx), and reads the server's RSS before and after.
+
+    python benchmarks/bench_service.py --run runs/bench-ade --requests 2000 --clients 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import append_section, describe_machine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(run: Path, port: int, backend: str, threads: int) -> subprocess.Popen:
+    code = (
+        "import torch, sys; torch.set_num_threads(int(sys.argv[1])); from medsift.cli import main; "
+        "main(['serve', sys.argv[2], '--port', sys.argv[3], '--backend', sys.argv[4]])"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(threads), str(run), str(port), backend],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 300) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited with code {server.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("server did not become healthy")
+
+
+async def load(url: str, texts: list[str], requests: int, clients: int, per_request: int):
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(requests))
+
+    async def client(c: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for i in counter:
+            batch = [texts[(i * per_request + k) % len(texts)] for k in range(per_request)]
+            start = time.perf_counter()
+            try:
+                response = await c.post(url + "/v1/ade", json={"texts": batch})
+                errors += response.status_code != 200
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append(time.perf_counter() - start)
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as c:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(c) for _ in range(clients)))
+        wall = time.perf_counter() - start
+    return np.array(latencies), errors, wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--data-dir", type=Path, default=Path("../shared/data/task1"))
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--texts-per-request", type=int, default=1)
+    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
+    ap.add_argument("--no-docs", action="store_true")
+    args = ap.parse_args()
+
+    import psutil
+
+    from medsift.io import read_ade_files
+
+    texts = read_ade_files(sorted(args.data_dir.glob("*.csv")))["text"].head(5000).tolist()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(args.run, port, args.backend, args.threads)
+    try:
+        wait_healthy(url, server)
+        process = psutil.Process(server.pid)
+        asyncio.run(load(url, texts, min(50, args.requests), args.clients, args.texts_per_request))  # warm-up
+        rss_start = process.memory_info().rss
+        latencies, errors, wall = asyncio.run(
+            load(url, texts, args.requests, args.clients, args.texts_per_request)
+        )
+        rss_end = process.memory_info().rss
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    p50, p99 = (float(np.percentile(latencies, q)) * 1000 for q in (50, 99))
+    body = "\n".join(
+        [
+            f"Machine: {describe_machine()}; server with {args.threads} threads, backend {args.backend}.",
+            f"Load: {args.requests} requests of {args.texts_per_request} real post(s) from {args.clients} "
+            f"concurrent clients over loopback (after 50 warm-up requests).",
+            "",
+            "| requests/s | p50 latency (ms) | p99 latency (ms) | errors | server RSS start → end (MiB) |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+            f"| {args.requests / wall:.1f} | {p50:.1f} | {p99:.1f} | {errors} | "
+            f"{rss_start / 2**20:.0f} → {rss_end / 2**20:.0f} |",
+            "",
+            f"Reproduce: `python benchmarks/bench_service.py --run {args.run} --requests {args.requests} "
+            f"--clients {args.clients}`",
+        ]
+    )
+    print(body)
+    if not args.no_docs:
+        append_section(f"HTTP service under load ({args.backend})", body, args.docs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Throughput of one fine-tuned ADE classifier on the same real posts: transformers.pipeline vs medsift.
+
+Compares, in one process and on the same posts and threads: ``transformers.pipeline("text-classification")``
+at its best batch size, medsift's torch backend (length-sorted token-budget batches, inference mode, SDPA),
+and the ONNX Runtime backend in fp32 and dynamic int8. Only the run's first seed is used everywhere, so every
+contender runs the same single model. Reports posts/s and positive-class F1 against the gold labels, and
+writes a section into docs/benchmarks.md with the machine.
+
+    python benchmarks/bench_throughput.py --run runs/bench-ade --n 5000 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import append_section, describe_machine
+
+
+def load_posts(data_dir: Path, n: int, seed: int):
+    from medsift.io import read_ade_files
+
+    rows = read_ade_files(sorted(data_dir.glob("*.csv")), labelled=True)
+    return rows.sample(n=min(n, len(rows)), random_state=seed).reset_index(drop=True)
+
+
+def f1(gold: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, pred, pos_label=1, zero_division=0))
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def bench_pipeline(model_dir: Path, texts: list[str], max_length: int, batch_sizes: list[int], probe: int):
+    """Best batch size on the first ``probe`` posts, then the full timing at that size."""
+    from transformers import pipeline
+
+    clf = pipeline("text-classification", model=str(model_dir), device=-1)
+    kwargs = {"truncation": True, "max_length": max_length, "top_k": None}
+    positive = clf.model.config.id2label[1]
+
+    def run(batch: list[str], size: int) -> np.ndarray:
+        out = clf(batch, batch_size=size, **kwargs)
+        return np.array([next(s["score"] for s in scores if s["label"] == positive) for scores in out])
+
+    search = {}
+    for size in batch_sizes:
+        _, seconds = timed(lambda size=size: run(texts[:probe], size))
+        search[size] = probe / seconds
+    best = max(search, key=search.get)
+    probs, seconds = timed(lambda: run(texts, best))
+    return probs, seconds, best, search
+
+
+def first_seed_only(classifier, attribute: str):
+    members = getattr(classifier, attribute)
+    first = next(iter(members))
+    setattr(classifier, attribute, {first: members[first]})
+    return classifier
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True, help="a fine-tuned ADE classifier run (bench_ade.py)")
+    ap.add_argument("--data-dir", type=Path, default=Path("../shared/data/task1"))
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+    ap.add_argument("--probe", type=int, default=300, help="posts used to pick the pipeline's batch size")
+    ap.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
+    ap.add_argument("--no-docs", action="store_true")
+    args = ap.parse_args()
+
+    import torch
+
+    from medsift.ade import AdeClassifier
+    from medsift.engine.onnx import FP32, INT8, OnnxAdeClassifier, export_onnx
+    from medsift.runs import RunManifest
+
+    torch.set_num_threads(args.threads)
+    rows = load_posts(args.data_dir, args.n, args.seed)
+    texts, langs, gold = (
+        rows["text"].tolist(),
+        rows["language"].tolist(),
+        rows["label"].astype(int).to_numpy(),
+    )
+    seed = RunManifest.load(args.run).seeds[0]
+    onnx_dir = args.run / f"seed-{seed}" / "onnx"
+    if not (onnx_dir / FP32).exists() or not (onnx_dir / INT8).exists():
+        export_onnx(args.run, quantize=True)
+
+    results = []
+    torch_clf = first_seed_only(AdeClassifier.from_run(args.run, device="cpu"), "models")
+    max_length = torch_clf.config.model.max_length
+    torch_clf.predict(texts[:64], langs[:64])  # warm-up
+    pred, seconds = timed(lambda: torch_clf.predict(texts, langs))
+    results.append(("medsift torch", seconds, f1(gold, pred.labels), ""))
+    threshold_of = pred.thresholds
+    for name, quantized in (("medsift onnx fp32", False), ("medsift onnx int8", True)):
+        clf = first_seed_only(
+            OnnxAdeClassifier.from_run(args.run, quantized=quantized, threads=args.threads), "sessions"
+        )
+        clf.predict(texts[:64], langs[:64])
+        pred, seconds = timed(lambda clf=clf: clf.predict(texts, langs))
+        results.append((name, seconds, f1(gold, pred.labels), ""))
+    probs, seconds, best, search = bench_pipeline(
+        args.run / f"seed-{seed}" / "model", texts, max_length, args.batch_sizes, min(args.probe, len(texts))
+    )
+    # the pipeline gives probabilities; cut them with the run's own thresholds so F1 compares models, not cuts
+    results.insert(0, (f"transformers.pipeline (batch {best})", seconds, f1(gold, probs >= threshold_of), ""))
+    base = len(texts) / results[0][1]
+    lines = [
+        f"Machine: {describe_machine()}; {args.threads} threads for every contender.",
+        f"Run: `{args.run}` (seed {seed}, max_length {max_length}); {len(texts)} real posts from "
+        f"`{args.data_dir}` (sampled with seed {args.seed}).",
+        "",
+        "| engine | posts/s | speed-up vs pipeline | positive-class F1 |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, secs, score, _ in results:
+        lines.append(f"| {name} | {len(texts) / secs:.1f} | {len(texts) / secs / base:.2f}x | {score:.4f} |")
+    lines += [
+        "",
+        "Pipeline batch-size search (posts/s on the first posts): "
+        + ", ".join(f"{size}: {rate:.1f}" for size, rate in search.items()),
+        "",
+        f"Reproduce: `python benchmarks/bench_throughput.py --run {args.run} --n {args.n} --threads {args.threads}`",
+    ]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_docs:
+        append_section("Inference throughput (ADE classifier)", body, args.docs)
+
+
+if __name__ == "__main__":
+    main()
