@@ -56,14 +56,16 @@ def test_chunked_scoring_equals_whole_file_scoring_in_input_order(ade_run, class
     assert result["rows"] == 23 and 0.0 <= result["scores"]["f1"] <= 1.0
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet"])
 def test_jsonl_and_parquet_in_give_the_same_format_out(ade_run, classifier, tmp_path: Path, suffix: str):
     from medsift.engine.streaming import predict_stream
 
     texts = ["the medication caused nausea", "the weather is nice", "副作用で吐き気がする"]
     frame = pd.DataFrame({"id": ["a", "b", "c"], "text": texts, "language": ["en", "en", "ja"]})
     source = tmp_path / f"in{suffix}"
-    if suffix == ".jsonl":
+    if suffix == ".json":  # a JSON array of objects
+        source.write_text(json.dumps(frame.to_dict("records"), ensure_ascii=False))
+    elif suffix == ".jsonl":
         source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in frame.to_dict("records")))
     else:
         frame.to_parquet(source)
@@ -72,7 +74,7 @@ def test_jsonl_and_parquet_in_give_the_same_format_out(ade_run, classifier, tmp_
     )
     out = (
         pd.read_json(tmp_path / f"out{suffix}", lines=True, dtype={"id": str})
-        if suffix == ".jsonl"
+        if suffix != ".parquet"
         else pd.read_parquet(tmp_path / f"out{suffix}")
     )
     assert out.columns.tolist() == ["id", "language", "p_ade", "predicted_label", "threshold"]
@@ -122,3 +124,25 @@ def test_predict_file_entry_dispatches_local_and_refuses_unknown_engine(ade_run,
     assert result["rows"] == 6 and len(read_ade_submission(tmp_path / "s.csv")) == 6
     with pytest.raises(MedsiftError, match="unknown engine"):
         predict_file(ade_run, test_csv, tmp_path / "s.csv", engine="spark")
+
+
+def test_the_predict_command_dispatcher_can_pass_backend_and_engine(ade_run, tmp_path: Path):
+    # what `medsift predict --backend torch --engine local` does once the lead wires the two options
+    from medsift.cli.run import call_with_options
+    from medsift.engine.streaming import predict_file
+
+    test_csv = make_ade_csv(tmp_path / "t.csv", n=5, seed=2)
+    result = call_with_options(
+        predict_file,
+        ade_run,
+        test_csv,
+        tmp_path / "s.csv",
+        probabilities=None,
+        spans_json=None,
+        quiet=True,
+        backend="torch",
+        engine="local",
+    )
+    assert result["rows"] == 5
+    with pytest.raises(MedsiftError, match="--spans-json does not apply"):
+        call_with_options(predict_file, ade_run, test_csv, tmp_path / "s.csv", spans_json=tmp_path / "x.json")

@@ -84,7 +84,27 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, boo
         fh.close()
 
 
+def _json_array_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
+    # a JSON array cannot be read line by line; medsift.io reads it whole (and names bad records)
+    from medsift.io.ade import _frame_from_json
+
+    frame = _frame_from_json(path)
+    for start in range(0, len(frame), chunk_rows):
+        yield frame.iloc[start : start + chunk_rows].copy(), False
+
+
+def _starts_with_bracket(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            return fh.read(4096).lstrip().startswith("[")
+    except FileNotFoundError:
+        raise MedsiftError("file not found", file=path) from None
+
+
 def _json_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
+    if _starts_with_bracket(path):
+        yield from _json_array_chunks(path, chunk_rows)
+        return
     rows: list[dict[str, str]] = []
     numbers: list[int] = []
     try:
