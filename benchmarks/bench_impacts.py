@@ -120,6 +120,8 @@ def report(results: list[dict], args: argparse.Namespace, total_s: float) -> str
         )
     lines += [
         "",
+        "The held-out split is small, so differences of a few points are within noise; train s includes the "
+        "per-epoch validation; test tokens/s is the whole prediction path (windowing included). "
         f"Total wall time {total_s / 60:.1f} min. Reference (different data split, GPU, DeBERTa-large): strict "
         "0.488 / relaxed 0.617 (BIO, dev). Reproduce: `.venv/bin/python benchmarks/bench_impacts.py`.",
         "",
