@@ -78,3 +78,23 @@ def test_export_command(ade_run: Path, exported: list[Path], capsys):
     main(["export", str(ade_run)])
     assert "model.onnx" in capsys.readouterr().out
     assert not (ade_run / "seed-7" / "onnx" / "model.int8.onnx").exists()
+
+
+@pytest.mark.slow  # trains a tiny tagger
+@pytest.mark.parametrize("crf", [False, True])
+def test_tagger_onnx_export_gives_the_torch_tags(tiny_bert: Path, tmp_path: Path, crf: bool):
+    from medsift.engine.onnx import export_onnx
+    from medsift.engine.onnx_tagger import onnx_span_tagger
+    from medsift.impacts.predict import SpanTagger
+    from medsift.impacts.train import train
+    from test_impacts_model import POSTS, _config, _write_csv
+
+    config = _config(tiny_bert, _write_csv(tmp_path / "train.csv", POSTS * 3), "bio", crf, tmp_path / "run")
+    training = config.training.model_copy(update={"num_train_epochs": 1})
+    run = train(config.model_copy(update={"training": training}), quiet=True)
+    paths = export_onnx(run, quantize=True)
+    assert [p.name for p in paths] == ["model.onnx", "model.int8.onnx"]
+    posts = [tokens for tokens, _ in POSTS] + [("I lost my job after the overdose " * 12).split()]
+    expected = SpanTagger.from_run(run).tag(posts)
+    assert onnx_span_tagger(run, quantized=False, threads=1).tag(posts) == expected
+    assert len(onnx_span_tagger(run, threads=1).tag(posts)[4]) == len(posts[4])  # int8: one tag per token

@@ -14,9 +14,7 @@ def register(app: typer.Typer) -> None:
         run_dir: Annotated[Path, typer.Argument(help="An ADE classifier or impact tagger run directory.")],
         host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 exposes it).")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-        backend: Annotated[
-            str, typer.Option(help="ADE runs: torch, or onnx (after medsift export).")
-        ] = "torch",
+        backend: Annotated[str, typer.Option(help="torch, or onnx (after medsift export).")] = "torch",
         max_batch: Annotated[int, typer.Option(help="Most posts in one request (more: 413).")] = 64,
         max_chars: Annotated[int, typer.Option(help="Longest post in characters (longer: 422).")] = 20000,
         max_wait_ms: Annotated[

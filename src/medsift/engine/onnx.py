@@ -149,13 +149,17 @@ def _verify(model: Any, tokenizer: Any, max_length: int, path: Path, tolerance: 
 
 
 def export_onnx(run_dir: str | Path, *, quantize: bool = False) -> list[Path]:
-    """Export every seed of an ADE run to ``seed-<N>/onnx/``; returns the written model paths."""
+    """Export every seed of an ADE (or impact tagger) run to ``seed-<N>/onnx/``; returns the model paths."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from medsift.config import parse_config, read_yaml
 
     run_dir = Path(run_dir)
+    if RunManifest.load(run_dir).kind == "impacts-tagger":
+        from medsift.engine.onnx_tagger import export_tagger_onnx
+
+        return export_tagger_onnx(run_dir, quantize=quantize)
     seed_dirs = _seed_dirs(run_dir)
     config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
     max_length = config.model.max_length

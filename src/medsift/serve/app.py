@@ -45,11 +45,16 @@ def _ade_scorer(run_dir: Path, backend: str):
     return score
 
 
-def _impacts_scorer(run_dir: Path):
+def _impacts_scorer(run_dir: Path, backend: str):
     from medsift.impacts.predict import SpanTagger
     from medsift.scoring.impacts import spans_from_bio
 
-    tagger = SpanTagger.from_run(run_dir)
+    if backend == "onnx":
+        from medsift.engine.onnx_tagger import onnx_span_tagger
+
+        tagger = onnx_span_tagger(run_dir)
+    else:
+        tagger = SpanTagger.from_run(run_dir)
 
     def score(items: list[tuple[str, Any]]) -> list[ImpactsResult]:
         # items are ("text", str) or ("tokens", list[str]); one request never mixes them
@@ -94,7 +99,7 @@ def create_app(
         else None
     )
     impacts = (
-        MicroBatcher(_impacts_scorer(run_dir), max_items=max_batch, max_wait_ms=max_wait_ms)
+        MicroBatcher(_impacts_scorer(run_dir, backend), max_items=max_batch, max_wait_ms=max_wait_ms)
         if manifest.kind in IMPACT_KINDS
         else None
     )
