@@ -31,7 +31,11 @@ def describe_machine() -> str:
 def append_section(title: str, body: str, path: str | Path = "docs/benchmarks.md") -> None:
     """Replace the section called ``title`` in docs/benchmarks.md (or append it), keeping the others."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\nEach section says the machine it ran on and the command that reproduces it.\n"
+    text = (
+        path.read_text(encoding="utf-8")
+        if path.exists()
+        else "# Benchmarks\n\nEach section says the machine it ran on and the command that reproduces it.\n"
+    )
     header = f"## {title}\n"
     section = header + body.rstrip() + "\n"
     if header in text:

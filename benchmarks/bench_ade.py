@@ -18,23 +18,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import append_section, describe_machine  # noqa: E402
+from _machine import append_section, describe_machine
 
-from medsift.config import load_config  # noqa: E402
-from medsift.io import read_ade_files  # noqa: E402
-from medsift.preprocess import stratified_split  # noqa: E402
+from medsift.config import load_config
+from medsift.io import read_ade_files
+from medsift.preprocess import stratified_split
 
 FILES = ["train_en.csv", "train_ru.csv", "train_de.csv", "train_cadec_translated.csv"]
 
 
-def build_files(data_dir: Path, out: Path, per_file: int, test_fraction: float, seed: int) -> tuple[Path, Path]:
+def build_files(
+    data_dir: Path, out: Path, per_file: int, test_fraction: float, seed: int
+) -> tuple[Path, Path]:
     frame = read_ade_files([data_dir / f for f in FILES], labelled=True)
     parts = stratified_split(frame, {"pool": 1 - test_fraction, "test": test_fraction}, seed=seed)
-    pool = parts["pool"].groupby("source", group_keys=False).apply(
-        lambda g: g.sample(n=min(per_file, len(g)), random_state=seed)
+    pool = (
+        parts["pool"]
+        .groupby("source", group_keys=False)
+        .apply(lambda g: g.sample(n=min(per_file, len(g)), random_state=seed))
     )
-    test = parts["test"].groupby("source", group_keys=False).apply(
-        lambda g: g.sample(n=min(int(per_file * test_fraction / (1 - test_fraction)), len(g)), random_state=seed)
+    test = (
+        parts["test"]
+        .groupby("source", group_keys=False)
+        .apply(
+            lambda g: g.sample(
+                n=min(int(per_file * test_fraction / (1 - test_fraction)), len(g)), random_state=seed
+            )
+        )
     )
     out.mkdir(parents=True, exist_ok=True)
     cols = ["id", "text", "label", "origin", "type", "language", "split"]
@@ -55,11 +65,20 @@ def main() -> None:
     args = ap.parse_args()
 
     pool, heldout = build_files(args.data_dir, args.out / "data", args.per_file, 0.2, seed=2026)
-    config = load_config("ade-e5-small-cpu", [
-        f"data.train=[{pool}]", f"seeds={args.seeds}", f"training.num_train_epochs={args.epochs}",
-        f"model.max_length={args.max_length}", "data.oversample_positives=3.0", "data.val_fraction=0.15",
-        "data.calib_fraction=0.2", f"output_dir={args.out / 'run'}",
-    ])
+    config = load_config(
+        "ade-e5-small-cpu",
+        [
+            f"data.train=[{pool}]",
+            f"seeds={args.seeds}",
+            f"training.num_train_epochs={args.epochs}",
+            f"model.max_length={args.max_length}",
+            "data.oversample_positives=3.0",
+            "loss.focal_alpha=0.75",
+            "data.val_fraction=0.15",
+            "data.calib_fraction=0.2",
+            f"output_dir={args.out / 'run'}",
+        ],
+    )
     from medsift.ade.predict import predict_file
     from medsift.ade.train import train
 
@@ -67,29 +86,36 @@ def main() -> None:
     run_dir = train(config, quiet=True)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    result = predict_file(run_dir, heldout, args.out / "heldout_submission.csv",
-                          probabilities=args.out / "heldout_probabilities.csv", quiet=True)
+    result = predict_file(
+        run_dir,
+        heldout,
+        args.out / "heldout_submission.csv",
+        probabilities=args.out / "heldout_probabilities.csv",
+        quiet=True,
+    )
     predict_s = time.perf_counter() - start
     scores = result["scores"]
     print(json.dumps(scores, indent=2))
-    rows = [f"| {lang} | {s['support']} | {s['positives']} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |"
-            for lang, s in scores["per_language"].items()]
+    rows = [
+        f"| {lang} | {s['support']} | {s['positives']} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |"
+        for lang, s in scores["per_language"].items()
+    ]
     splits = json.loads((run_dir / "medsift_run.json").read_text())["extra"]["splits"]
     body = f"""Machine: {describe_machine()}.
-Command: `.venv/bin/python benchmarks/bench_ade.py --per-file {args.per_file} --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))}`
+Command: `.venv/bin/python benchmarks/bench_ade.py --per-file {args.per_file} --epochs {args.epochs} --seeds {" ".join(map(str, args.seeds))}`
 
 `offline:e5-small` fine-tuned with the shipped `ade-e5-small-cpu` recipe (focal loss alpha 0.75 gamma 2, 3x positive
 oversampling, cosine schedule with 10 % warmup, best epoch on the val split), {len(args.seeds)} seeds averaged, threshold 0.5.
-Training pool: up to {args.per_file} rows from each of {', '.join(FILES)} (train {splits['train']} / val {splits['val']} /
-calib {splits['calib']} rows); held-out test: {result['rows']} rows carved before anything else and never used for any
+Training pool: up to {args.per_file} rows from each of {", ".join(FILES)} (train {splits["train"]} / val {splits["val"]} /
+calib {splits["calib"]} rows); held-out test: {result["rows"]} rows carved before anything else and never used for any
 choice. Training took {train_s / 60:.1f} min, predicting the held-out rows {predict_s:.1f} s.
 
 | language | rows | positives | precision | recall | F1 (positive class) |
 | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
-| **overall (pooled, without *_cadec)** | {scores['support']} | {scores['positives']} | {scores['precision']:.3f} | {scores['recall']:.3f} | **{scores['f1']:.3f}** |
+| **overall (pooled, without *_cadec)** | {scores["support"]} | {scores["positives"]} | {scores["precision"]:.3f} | {scores["recall"]:.3f} | **{scores["f1"]:.3f}** |
 
-Two-class macro F1 (pooled): {scores['macro_f1_two_class']:.3f}. For orientation, the papers report pooled F1 0.60 on the
+Two-class macro F1 (pooled): {scores["macro_f1_two_class"]:.3f}. For orientation, the papers report pooled F1 0.60 on the
 official test with XLM-R-large on a GPU; this is a 118M-parameter model trained for minutes on a few thousand rows.
 """
     append_section("ADE classifier (offline e5-small, real Task 1 data)", body)

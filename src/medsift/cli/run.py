@@ -22,7 +22,7 @@ TRAINERS = {
 }
 # kind of a run (medsift_run.json) -> its prediction entry point
 PREDICTORS = {
-    "ade-classifier": "medsift.ade.predict:predict_file",
+    "ade-classifier": "medsift.engine.streaming:predict_file",  # streams files larger than memory
     "ade-ensemble": "medsift.decision.ensemble:predict_file",
     "impacts-tagger": "medsift.impacts.predict:predict_file",
     "impacts-ensemble": "medsift.impacts.predict:predict_file",
@@ -158,6 +158,8 @@ def register(app: typer.Typer) -> None:
             output,
             probabilities=probabilities,
             spans_json=spans_json,
+            backend=backend,
+            engine=engine,
             quiet=quiet or None,
         )
         typer.echo(f"wrote {output} ({result.get('rows', '?')} rows)", err=True)
