@@ -137,6 +137,13 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="Impacts: also write spans as JSON (character offsets for raw text)."),
         ] = None,
+        backend: Annotated[
+            str | None, typer.Option(help="ADE: torch (default) or onnx (after medsift export).")
+        ] = None,
+        engine: Annotated[
+            str | None,
+            typer.Option(help="ADE: local (streaming, default) or ray (INPUT and -o are folders of shards)."),
+        ] = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print scores as JSON (labelled input).")
         ] = False,
