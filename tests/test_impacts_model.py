@@ -107,6 +107,12 @@ def test_tagger_contract(request, tmp_path, arch, scheme, crf):
     assert [len(t) for t in a] == [len(p) for p in posts]
     # Voting a run with itself changes nothing.
     assert SpanTagger.from_runs([run_dir, run_dir]).tag(posts) == a
+    # The same vote as a run folder that `medsift predict` can use.
+    from medsift.cli import main
+
+    main(["ensemble", str(run_dir), str(run_dir), "--method", "hard", "-o", str(tmp_path / "ens")])
+    assert RunManifest.load(tmp_path / "ens").kind == "impacts-ensemble"
+    assert SpanTagger.from_run(tmp_path / "ens").tag(posts) == a
 
     # Files: labelled CSV gives scores; unlabelled CSV and raw text give one tag per token and spans.
     result = predict_file(run_dir, train_csv, tmp_path / "sub.csv", quiet=True)

@@ -141,7 +141,14 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="No calib rows: cross-fit K folds on the val rows.")
         ] = None,
     ) -> None:
-        """Combine ADE members into a run that `medsift predict` can use (thresholds tuned on calib rows only)."""
+        """Combine ADE members (or impact-tagger runs, by token vote) into a run that `medsift predict` can use."""
+        from medsift.impacts.ensemble import build_tagger_ensemble, is_impacts_run
+
+        if members and all(is_impacts_run(m) for m in members):  # impact taggers vote token by token
+            if method != "hard":
+                raise MedsiftError("impact-tagger runs combine by a token-level vote: use --method hard")
+            typer.echo(f"tagger ensemble written to {build_tagger_ensemble(members, output)}")
+            return
         from medsift.decision.ensemble import EnsembleOptions, build_ensemble
         from medsift.decision.members import parse_member, read_member_probabilities, unique_names
 

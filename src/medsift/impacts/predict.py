@@ -110,6 +110,10 @@ class SpanTagger:
         if (run_dir / "tagger.json").exists():
             return cls.from_model_dir(run_dir)
         manifest = RunManifest.load(run_dir)
+        if manifest.kind == "impacts-ensemble":
+            from medsift.impacts.ensemble import member_runs
+
+            return cls.from_runs(member_runs(run_dir))
         if manifest.task != "impacts":
             raise MedsiftError(f"this run is for task '{manifest.task}', not impacts", file=run_dir)
         seeds = [run_dir / f"seed-{s}" for s in manifest.seeds]
