@@ -56,21 +56,42 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 300) -> No
     raise SystemExit("server did not become healthy")
 
 
-async def load(url: str, texts: list[str], requests: int, clients: int, per_request: int):
+# Malformed requests mixed into the load, each with the documented answer (never a 500).
+MALFORMED = [
+    ({"json": {"texts": [""]}}, 422),  # empty text
+    ({"json": {"texts": ["x" * 50_000]}}, 422),  # longer than --max-chars
+    ({"json": {"texts": ["ok"] * 1000}}, 413),  # more texts than --max-batch
+    ({"json": {"texts": [42]}}, 422),  # not a string
+    ({"json": {"posts": ["wrong field"]}}, 422),
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
+]
+
+
+async def load(
+    url: str, texts: list[str], requests: int, clients: int, per_request: int, malformed_every: int = 0
+):
     import httpx
 
     latencies: list[float] = []
     errors = 0
+    malformed_answered = 0
     counter = iter(range(requests))
 
     async def client(c: httpx.AsyncClient) -> None:
-        nonlocal errors
+        nonlocal errors, malformed_answered
         for i in counter:
-            batch = [texts[(i * per_request + k) % len(texts)] for k in range(per_request)]
             start = time.perf_counter()
             try:
-                response = await c.post(url + "/v1/ade", json={"texts": batch})
-                errors += response.status_code != 200
+                if malformed_every and i % malformed_every == malformed_every - 1:
+                    kind, expected = MALFORMED[(i // malformed_every) % len(MALFORMED)]
+                    response = await c.post(url + "/v1/ade", **kind)
+                    ok = response.status_code == expected
+                    malformed_answered += ok
+                else:
+                    batch = [texts[(i * per_request + k) % len(texts)] for k in range(per_request)]
+                    response = await c.post(url + "/v1/ade", json={"texts": batch})
+                    ok = response.status_code == 200
+                errors += not ok
             except httpx.HTTPError:
                 errors += 1
             latencies.append(time.perf_counter() - start)
@@ -80,7 +101,7 @@ async def load(url: str, texts: list[str], requests: int, clients: int, per_requ
         start = time.perf_counter()
         await asyncio.gather(*(client(c) for _ in range(clients)))
         wall = time.perf_counter() - start
-    return np.array(latencies), errors, wall
+    return np.array(latencies), errors, wall, malformed_answered
 
 
 def main() -> None:
@@ -91,6 +112,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--texts-per-request", type=int, default=1)
     ap.add_argument("--backend", default="torch")
+    ap.add_argument(
+        "--malformed-every", type=int, default=10, help="every Nth request is malformed (0: none)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
     ap.add_argument("--no-docs", action="store_true")
@@ -109,8 +133,8 @@ def main() -> None:
         process = psutil.Process(server.pid)
         asyncio.run(load(url, texts, min(50, args.requests), args.clients, args.texts_per_request))  # warm-up
         rss_start = process.memory_info().rss
-        latencies, errors, wall = asyncio.run(
-            load(url, texts, args.requests, args.clients, args.texts_per_request)
+        latencies, errors, wall, malformed = asyncio.run(
+            load(url, texts, args.requests, args.clients, args.texts_per_request, args.malformed_every)
         )
         rss_end = process.memory_info().rss
     finally:
@@ -121,7 +145,10 @@ def main() -> None:
         [
             f"Machine: {describe_machine()}; server with {args.threads} threads, backend {args.backend}.",
             f"Load: {args.requests} requests of {args.texts_per_request} real post(s) from {args.clients} "
-            f"concurrent clients over loopback (after 50 warm-up requests).",
+            f"concurrent clients over loopback (after 50 warm-up requests); every {args.malformed_every}th request "
+            f"is malformed (empty, too long, too many texts, wrong type, wrong field, broken JSON): {malformed} of "
+            f"them got exactly their documented 413/422 answer. 'errors' counts every answer that was not the "
+            f"documented one (200 for valid requests).",
             "",
             "| requests/s | p50 latency (ms) | p99 latency (ms) | errors | server RSS start → end (MiB) |",
             "| ---: | ---: | ---: | ---: | ---: |",
