@@ -74,14 +74,39 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, boo
                 pd.DataFrame(records, columns=header, index=range(row - len(records) + 1, row + 1)),
                 official,
             )
-    except UnicodeDecodeError as exc:
-        raise MedsiftError(
-            f"invalid UTF-8 byte near data row {row + 1}: {exc.reason}; save the file as UTF-8", file=path
-        ) from None
+    except UnicodeDecodeError:
+        _raise_invalid_utf8(path)
     except csv.Error as exc:
         raise MedsiftError(f"cannot parse as CSV: {exc}", file=path, row=row + 1) from None
     finally:
         fh.close()
+
+
+def _raise_invalid_utf8(path: Path, block: int = 1 << 20) -> None:
+    """Name the exact data row of the first invalid byte, as the whole-file readers do.
+
+    The text reader decodes ahead of the CSV parser, so its row counter cannot say where the byte is; scan the
+    bytes block by block for the first invalid one, then let medsift.io decode the prefix up to it.
+    """
+    import codecs
+
+    from medsift.io._load import _decode
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                end = offset + exc.end
+                break
+            offset += len(chunk)
+        else:
+            end = offset
+    with open(path, "rb") as fh:
+        _decode(fh.read(end), path, csv_rows=True)  # raises MedsiftError with file and row
+    raise MedsiftError("invalid UTF-8; save the file as UTF-8", file=path)
 
 
 def _json_array_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
