@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import append_section, describe_machine
 
-from medsift.decision import ThresholdPolicy
+from medsift.decision import ThresholdPolicy, threshold_groups
 from medsift.decision.ensemble import EnsembleOptions, apply_spec, build_ensemble
 from medsift.decision.members import parse_member
 from medsift.io import read_probabilities
@@ -84,7 +84,7 @@ def evaluate(run: Path, seeds: list[int], frame: pd.DataFrame, matrix: np.ndarra
             spec = build_ensemble(members, work / f"{k}-{j}", EnsembleOptions(**system, **threshold_options))
             p, _ = apply_spec(spec, columns)
             policy = ThresholdPolicy.from_dict(spec["policy"])
-            labels = policy.apply(p, frame["language"].astype(str).to_numpy())
+            labels = policy.apply(p, threshold_groups(frame["id"].astype(str), frame["language"].astype(str)))
             scores = score_ade(gold, pd.DataFrame({"id": gold["id"], "predicted_label": labels})).to_dict()
             results.append(
                 {

@@ -185,3 +185,17 @@ def test_cross_fit_refuses_bad_fold_counts():
         cross_fit_thresholds(y, p, langs, folds=1)
     with pytest.raises(MedsiftError, match="cannot make 5 folds from 4"):
         cross_fit_thresholds(y, p, langs, folds=5)
+
+
+def test_cadec_rows_get_the_scorer_group_and_their_own_threshold():
+    from medsift.decision import threshold_groups
+
+    ids = ["de_1", "de_cadecv2_7", "fr_cadecv2_3", "en_4"]
+    assert threshold_groups(ids, ["de", "de", "fr", "en"]).tolist() == ["de", "de_cadec", "fr_cadec", "en"]
+    # native German posts are rarely positive, translated CADEC reviews mostly: one threshold would fit neither
+    y = np.array([0, 0, 0, 0, 1, 1, 1] * 2 + [1, 1, 1, 1, 1, 0, 1] * 2)
+    p = np.array([0.3, 0.35, 0.4, 0.45, 0.6, 0.65, 0.7] * 2 + [0.3, 0.3, 0.35, 0.35, 0.4, 0.2, 0.45] * 2)
+    ids = [f"de_{i}" for i in range(14)] + [f"de_cadecv2_{i}" for i in range(14)]
+    policy = tune_thresholds(y, p, threshold_groups(ids, ["de"] * 28), min_positives=3)
+    assert set(policy.thresholds) == {"de", "de_cadec"}
+    assert policy.thresholds["de_cadec"] < policy.thresholds["de"]

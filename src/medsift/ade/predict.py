@@ -13,7 +13,7 @@ from medsift.ade.config import AdeConfig
 from medsift.ade.encode import encode_posts
 from medsift.ade.inference import positive_probabilities
 from medsift.config import parse_config, read_yaml
-from medsift.decision import ThresholdPolicy
+from medsift.decision import ThresholdPolicy, threshold_groups
 from medsift.errors import MedsiftError
 from medsift.preprocess import normalize_text
 from medsift.runs import RunManifest, read_json
@@ -94,6 +94,7 @@ class AdeClassifier:
         *,
         progress: bool = False,
         batch_tokens: int = 16384,
+        ids: list[str] | None = None,
     ) -> AdePrediction:
         m = self.config.model
         if self.config.data.normalize:
@@ -114,7 +115,8 @@ class AdeClassifier:
         }
         p = np.mean(np.stack(list(per_seed.values())), axis=0) if per_seed else np.zeros(len(texts))
         languages = list(languages) if languages is not None else [""] * len(texts)
-        thresholds = self.policy.thresholds_for(languages)
+        groups = threshold_groups(ids, languages) if ids is not None else languages
+        thresholds = self.policy.thresholds_for(groups)
         return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, encoded.n_too_long)
 
 

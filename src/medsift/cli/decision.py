@@ -190,7 +190,7 @@ def register(app: typer.Typer) -> None:
         """Retune a classifier run's thresholds.json on its calib rows (never on the val rows)."""
         from rich.console import Console
 
-        from medsift.decision import tune_thresholds
+        from medsift.decision import threshold_groups, tune_thresholds
         from medsift.io import read_probabilities
         from medsift.runs import RunManifest, write_json
 
@@ -208,7 +208,7 @@ def register(app: typer.Typer) -> None:
         policy = tune_thresholds(
             rows["label"].astype(int).to_numpy(),
             rows["p_ade"].to_numpy(),
-            rows["language"].to_numpy(),
+            threshold_groups(rows["id"].astype(str), rows["language"]),
             mode=mode,
             grid=parse_grid(grid),
             metric=metric,

@@ -32,6 +32,7 @@ from medsift.decision.thresholds import (
     cross_fit_thresholds,
     score_labels,
     search_threshold,
+    threshold_groups,
     tune_thresholds,
 )
 from medsift.decision.voting import (
@@ -67,6 +68,7 @@ __all__ = [
     "score_labels",
     "search_threshold",
     "soft_vote",
+    "threshold_groups",
     "threshold_shift",
     "tune_thresholds",
     "weighted_vote",

@@ -29,6 +29,7 @@ from medsift.decision.thresholds import (
     ThresholdPolicy,
     cross_fit_thresholds,
     score_labels,
+    threshold_groups,
     tune_thresholds,
 )
 from medsift.decision.voting import align_members, combine, weights_from_scores
@@ -160,11 +161,18 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
         combined = _combine(_calibrated(tune.probs, cals), options, weights)
         if tuned_on.startswith("val"):
             fit = cross_fit_thresholds(
-                tune.y, combined, tune.languages, options.cross_fit, options.cross_fit_seed, **tune_kwargs
+                tune.y,
+                combined,
+                threshold_groups(tune.ids, tune.languages),
+                options.cross_fit,
+                options.cross_fit_seed,
+                **tune_kwargs,
             )
             policy, out_of_fold = fit.policy, fit.score
         else:
-            policy = tune_thresholds(tune.y, combined, tune.languages, **tune_kwargs)  # type: ignore[arg-type]
+            policy = tune_thresholds(
+                tune.y, combined, threshold_groups(tune.ids, tune.languages), **tune_kwargs
+            )  # type: ignore[arg-type]
     ece: dict[str, dict] = {m.name: {} for m in members}
     for rows, label in ((tune, "tuning_rows"), (val if tuned_on == "calib" else None, "val_rows")):
         if rows is not None:
@@ -236,7 +244,7 @@ def build_ensemble(members: list[Member], out_dir: str | Path, options: Ensemble
     spec = _fit(members, options)
     policy = ThresholdPolicy.from_dict(spec["policy"])
     val_frame, val_p = _frame(_aligned(members, "val"), members, spec)
-    val_labels = policy.apply(val_p, val_frame["language"].to_numpy())
+    val_labels = policy.apply(val_p, threshold_groups(val_frame["id"], val_frame["language"]))
     spec["val_f1"] = score_labels(val_frame["label"].to_numpy(), val_labels)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_probabilities(out_dir / "val_probabilities.csv", val_frame)
@@ -321,7 +329,7 @@ def predict_file(
     p, members, policy = ensemble_probabilities(
         run_dir, rows["text"].tolist(), languages, predictor=MemberPredictor(quiet=quiet)
     )
-    labels = policy.apply(p, languages)
+    labels = policy.apply(p, threshold_groups(rows["id"].astype(str), languages))
     write_ade_submission(output, rows["id"].tolist(), labels.tolist())
     labelled = bool(rows["label"].notna().all())
     if probabilities is not None:

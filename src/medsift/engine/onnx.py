@@ -234,6 +234,7 @@ class OnnxAdeClassifier:
         *,
         progress: bool = False,
         batch_tokens: int = 16384,
+        ids: list[str] | None = None,
     ) -> Any:
         """Same contract as :meth:`medsift.ade.AdeClassifier.predict`."""
         from medsift.ade.predict import AdePrediction
@@ -259,5 +260,8 @@ class OnnxAdeClassifier:
         }
         p = np.mean(np.stack(list(per_seed.values())), axis=0) if texts else np.zeros(0)
         languages = list(languages) if languages is not None else [""] * len(texts)
-        thresholds = self.policy.thresholds_for(languages)
+        from medsift.decision import threshold_groups
+
+        groups = threshold_groups(ids, languages) if ids is not None else languages
+        thresholds = self.policy.thresholds_for(groups)
         return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, encoded.n_too_long)

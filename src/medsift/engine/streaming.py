@@ -279,7 +279,10 @@ def predict_stream(
         for chunk in read_chunks(input_path, chunk_rows):
             ids_in += len(chunk)
             pred = classifier.predict(
-                chunk["text"].tolist(), chunk["language"].tolist(), batch_tokens=batch_tokens
+                chunk["text"].tolist(),
+                chunk["language"].tolist(),
+                batch_tokens=batch_tokens,
+                ids=chunk["id"].astype(str).tolist(),
             )
             if len(pred.labels) != len(chunk):
                 raise MedsiftError(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medsift.decision import ThresholdPolicy, reliability_bins
+from medsift.decision import ThresholdPolicy, reliability_bins, threshold_groups
 from medsift.decision.calibration import expected_calibration_error
 from medsift.report.load import RunData
 from medsift.scoring import score_ade
@@ -48,7 +48,7 @@ def policy_of(run: RunData) -> ThresholdPolicy:
 def analyse_split(frame: pd.DataFrame, policy: ThresholdPolicy, split: str) -> SplitAnalysis:
     """Cut ``frame`` with ``policy`` and score it as the official scorer would."""
     languages = frame["language"].astype(str).to_numpy()
-    thresholds = policy.thresholds_for(languages)
+    thresholds = policy.thresholds_for(threshold_groups(frame["id"].astype(str), languages))
     p = frame["p_ade"].to_numpy(dtype=float)
     y = frame["label"].to_numpy(dtype=int)
     pred = (p >= thresholds).astype(int)
