@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--texts-per-request", type=int, default=1)
     ap.add_argument("--backend", default="torch")
+    ap.add_argument("--warmup", type=int, default=200, help="requests before memory is first read")
     ap.add_argument(
         "--malformed-every", type=int, default=10, help="every Nth request is malformed (0: none)"
     )
@@ -131,11 +132,18 @@ def main() -> None:
     try:
         wait_healthy(url, server)
         process = psutil.Process(server.pid)
-        asyncio.run(load(url, texts, min(50, args.requests), args.clients, args.texts_per_request))  # warm-up
+        asyncio.run(load(url, texts, args.warmup, args.clients, args.texts_per_request))  # warm-up
         rss_start = process.memory_info().rss
+        half = args.requests // 2
         latencies, errors, wall, malformed = asyncio.run(
-            load(url, texts, args.requests, args.clients, args.texts_per_request, args.malformed_every)
+            load(url, texts, half, args.clients, args.texts_per_request, args.malformed_every)
         )
+        rss_mid = process.memory_info().rss
+        rest = asyncio.run(
+            load(url, texts, args.requests - half, args.clients, args.texts_per_request, args.malformed_every)
+        )
+        latencies = np.concatenate([latencies, rest[0]])
+        errors, wall, malformed = errors + rest[1], wall + rest[2], malformed + rest[3]
         rss_end = process.memory_info().rss
     finally:
         server.terminate()
@@ -145,15 +153,15 @@ def main() -> None:
         [
             f"Machine: {describe_machine()}; server with {args.threads} threads, backend {args.backend}.",
             f"Load: {args.requests} requests of {args.texts_per_request} real post(s) from {args.clients} "
-            f"concurrent clients over loopback (after 50 warm-up requests); every {args.malformed_every}th request "
+            f"concurrent clients over loopback (after {args.warmup} warm-up requests); every {args.malformed_every}th request "
             f"is malformed (empty, too long, too many texts, wrong type, wrong field, broken JSON): {malformed} of "
             f"them got exactly their documented 413/422 answer. 'errors' counts every answer that was not the "
             f"documented one (200 for valid requests).",
             "",
-            "| requests/s | p50 latency (ms) | p99 latency (ms) | errors | server RSS start → end (MiB) |",
+            "| requests/s | p50 latency (ms) | p99 latency (ms) | errors | server RSS start → half-way → end (MiB) |",
             "| ---: | ---: | ---: | ---: | ---: |",
             f"| {args.requests / wall:.1f} | {p50:.1f} | {p99:.1f} | {errors} | "
-            f"{rss_start / 2**20:.0f} → {rss_end / 2**20:.0f} |",
+            f"{rss_start / 2**20:.0f} → {rss_mid / 2**20:.0f} → {rss_end / 2**20:.0f} |",
             "",
             f"Reproduce: `python benchmarks/bench_service.py --run {args.run} --requests {args.requests} "
             f"--clients {args.clients}`",
