@@ -1,0 +1,104 @@
+"""Tagger throughput in tokens per second: transformers.pipeline against medsift torch / ONNX fp32 / ONNX int8.
+
+Same fine-tuned offline tagger (the IO run of bench_impacts.py), same real Reddit posts from the official Task 7
+test file, same threads. The posts are limited to those that fit one model window, so that the pipeline (which
+would otherwise truncate) sees exactly the same text; medsift's windowing of longer posts is benchmarked in
+bench_impacts.py. Agreement is the share of tokens whose tag equals the torch tag.
+
+    .venv/bin/python benchmarks/bench_tagger_throughput.py --run runs/bench-impacts/io
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import append_section, describe_machine
+
+
+def load_posts(path: Path, n: int, max_words: int) -> list[list[str]]:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    posts = [ast.literal_eval(cell) for cell in frame["tokens"]]
+    return [p for p in posts if 0 < len(p) <= max_words][:n]
+
+
+def timed(fn, *args) -> tuple[object, float]:
+    start = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - start
+
+
+def bench_pipeline(model_dir: Path, posts: list[list[str]], batch_sizes: list[int]) -> tuple[float, int]:
+    from transformers import pipeline
+
+    tagger = pipeline("token-classification", model=str(model_dir), device=-1, aggregation_strategy="none")
+    texts = [" ".join(p) for p in posts]
+    probe = texts[: min(200, len(texts))]
+    speeds = {}
+    for bs in batch_sizes:
+        _, seconds = timed(lambda b=bs: tagger(probe, batch_size=b))
+        speeds[bs] = len(probe) / seconds
+    best = max(speeds, key=speeds.get)
+    _, seconds = timed(lambda: tagger(texts, batch_size=best))
+    return seconds, best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, default=Path("runs/bench-impacts/io"))
+    ap.add_argument("--test", type=Path, default=Path("../shared/data/task7/test_unlabeled.csv"))
+    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--max-words", type=int, default=80)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16, 32])
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from medsift.engine.onnx import export_onnx
+    from medsift.engine.onnx_tagger import onnx_span_tagger
+    from medsift.impacts.predict import SpanTagger
+    from medsift.runs import RunManifest
+
+    posts = load_posts(args.test, args.n, args.max_words)
+    words = sum(len(p) for p in posts)
+    seed = RunManifest.load(args.run).seeds[0]
+    pipe_s, best = bench_pipeline(args.run / f"seed-{seed}" / "model", posts, args.batch_sizes)
+    export_onnx(args.run, quantize=True)
+    torch_tags, torch_s = timed(SpanTagger.from_run(args.run).tag, posts, 32)
+    rows = [(f"transformers.pipeline (batch {best})", pipe_s, None)]
+    rows.append(("medsift torch", torch_s, 1.0))
+    for name, quantized in (("medsift onnx fp32", False), ("medsift onnx int8", True)):
+        tags, seconds = timed(
+            onnx_span_tagger(args.run, quantized=quantized, threads=args.threads).tag, posts, 32
+        )
+        same = sum(a == b for x, y in zip(tags, torch_tags, strict=True) for a, b in zip(x, y, strict=True))
+        rows.append((name, seconds, same / words))
+    table = "\n".join(
+        f"| {name} | {words / s:,.0f} | {pipe_s / s:.2f}x | {'' if agree is None else f'{agree:.4f}'} |"
+        for name, s, agree in rows
+    )
+    body = f"""Machine: {describe_machine()}; {args.threads} threads for every contender.
+Run: `{args.run}` (MiniLM tagger, IO scheme, from bench_impacts.py); {len(posts)} real posts of the official Task 7
+test file with at most {args.max_words} words ({words:,} tokens), so every engine sees every token.
+
+| engine | tokens/s | speed-up vs pipeline | tags equal to torch |
+| --- | ---: | ---: | ---: |
+{table}
+
+Reproduce: `.venv/bin/python benchmarks/bench_tagger_throughput.py --run {args.run}`
+"""
+    append_section("Tagger throughput (tokens per second)", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
