@@ -37,7 +37,7 @@ def _batch_tags(model: Any, tokenizer: Any, meta: dict, batch: list) -> list[lis
     device = next(model.parameters()).device
     input_ids = padded["input_ids"].to(device)
     attention_mask = padded["attention_mask"].to(device)
-    with torch.no_grad():
+    with torch.inference_mode():
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
     out: list[list[str]] = []
     if meta.get("crf"):
