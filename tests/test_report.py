@@ -203,6 +203,88 @@ def test_score_tables_equal_the_probability_files_cut_at_the_run_thresholds(page
             assert rows["en"]["threshold"] == policy.threshold_for("en")
 
 
+def _cadec_frame() -> tuple[pd.DataFrame, ThresholdPolicy]:
+    """Native de and en posts plus de CADEC translations (ids with 'cadec', language 'de')."""
+    rng = np.random.default_rng(11)
+    parts = [("de", "de", 12, 0.2), ("cadec_de", "de", 10, 0.6), ("en", "en", 14, 0.3)]
+    ids, langs, labels = [], [], []
+    for prefix, lang, n, rate in parts:
+        ids += [f"{prefix}_{i}" for i in range(n)]
+        langs += [lang] * n
+        labels += (rng.random(n) < rate).astype(int).tolist()
+        labels[-1], labels[-2] = 1, 0  # both classes in every group
+    y = np.array(labels)
+    p = np.clip(0.5 * y + 0.25 + rng.normal(0, 0.2, len(y)), 0.001, 0.999)
+    frame = pd.DataFrame({"id": ids, "language": langs, "label": y, "p_ade": p})
+    policy = ThresholdPolicy(
+        mode="per_language",
+        fallback=0.5,
+        fallback_rule="mean",
+        thresholds={"de": 0.4, "de_cadec": 0.7, "en": 0.55},
+        n_calibration=len(y),
+    )
+    return frame, policy
+
+
+def test_curves_use_the_scoring_groups_of_the_tables(tmp_path):
+    from medsift.report.ade import analyse_split, f1_curve, score_groups
+    from medsift.report.load import RunData
+
+    frame, policy = _cadec_frame()
+    analysis = analyse_split(frame, policy, "calib")
+    groups = {g.name: g for g in score_groups(analysis)}
+    per_language = analysis.scores["per_language"]
+    assert list(groups) == ["overall", "de", "de_cadec", "en"] and list(per_language) == [
+        "de",
+        "de_cadec",
+        "en",
+    ]
+    # de holds only the 12 native posts, overall excludes the 10 CADEC rows (as the official scorer)
+    assert len(groups["de"].y) == 12 and len(groups["overall"].y) == 26
+    for name, group in groups.items():
+        block = analysis.scores if name == "overall" else per_language[name]
+        assert len(group.y) == block["support"] and group.y.sum() == block["positives"]
+    # each group's marked threshold is the one its rows were cut at, and its F1 there is the table's F1
+    assert {k: g.threshold for k, g in groups.items()} == {
+        "overall": None,  # pools de (0.4) and en (0.55) rows
+        "de": 0.4,
+        "de_cadec": 0.7,
+        "en": 0.55,
+    }
+    for name in per_language:
+        g = groups[name]
+        assert f1_curve(g.y, g.p, np.array([g.threshold]))[0] == pytest.approx(per_language[name]["f1"])
+    c = analysis.confusion
+    assert c["tp"] + c["fp"] == analysis.scores["predicted_positives"] and sum(c.values()) == 26
+
+    run = RunData(
+        "cadec",
+        tmp_path,
+        RunManifest(kind="ade-classifier", task="ade"),
+        probabilities={"calib": frame},
+        policy=policy,
+    )
+    html = parse(write_report(build_report([run]), tmp_path / "r.html"))
+    rows = {r["key"]: r for r in html.tables["scores-cadec-calib"]}
+    for name, group in groups.items():
+        assert rows[name]["cells"]["support"] == len(group.y)
+        if group.threshold is not None:
+            assert rows[name]["cells"]["threshold"] == group.threshold
+    assert "threshold" not in rows["overall"]["cells"] and "per group" in rows["overall"]["text"]
+    assert all(html.figures[f"fig-cadec-calib-{f}"]["png"] for f in FIGURES)
+
+
+def test_a_file_of_cadec_rows_only_still_draws(tmp_path):
+    from medsift.report import figures
+    from medsift.report.ade import analyse_split
+
+    frame, policy = _cadec_frame()
+    analysis = analyse_split(frame[frame["id"].str.contains("cadec")], policy, "test")
+    assert analysis.scores["support"] == 0
+    for draw in (figures.pr_curves, figures.f1_threshold_curves, figures.reliability_diagram):
+        assert draw(analysis)[:4] == b"\x89PNG"
+
+
 def test_seed_table_equals_metrics_json_and_best_epoch_is_the_kept_checkpoint(page, runs):
     _, html = page
     for run in runs:
@@ -234,6 +316,24 @@ def test_comparison_marks_the_best_run_per_column(runs):
         top = max(r[column] for r in rows)
         assert all(rows[i][column] == top for i in winners)
     assert rows[0]["seeds"] == "1,2"
+
+
+def test_comparison_table_values_equal_the_runs_scores(page, runs):
+    _, html = page
+    rows = {r["key"]: r["cells"] for r in html.tables["comparison"]}
+    for run in runs:
+        policy = ThresholdPolicy.from_dict(json.loads((run / "thresholds.json").read_text()))
+        probs = pd.read_csv(run / "calib_probabilities.csv")  # the default split: calib (no test file)
+        pred = (probs["p_ade"] >= policy.thresholds_for(probs["language"].to_numpy())).astype(int)
+        cells = rows[run.name]
+        assert cells["f1"] == pytest.approx(f1_score(probs["label"], pred, zero_division=0), abs=1e-12)
+        assert cells["macro_f1"] == pytest.approx(
+            f1_score(probs["label"], pred, average="macro", zero_division=0), abs=1e-12
+        )
+        for lang, frame in probs.groupby("language"):
+            assert cells[f"f1_{lang}"] == pytest.approx(
+                f1_score(frame["label"], pred[frame.index], zero_division=0), abs=1e-12
+            )
 
 
 def test_compare_cli_json_and_table(runs, capsys):

@@ -3,6 +3,10 @@
 Pure functions over the frames :mod:`medsift.report.load` builds (``id, language, label, p_ade``), so each
 can be tested on hand-made probabilities. Labels are cut with the run's own threshold policy: the scores are
 the ones ``medsift predict`` would give those rows.
+
+Rows are grouped as the official scorer groups them (:func:`medsift.decision.threshold_groups`): CADEC rows
+form ``<lang>_cadec`` apart from the native posts of ``<lang>``, and ``overall`` pools every non-CADEC row.
+Tables, curves and reliability diagrams all use these groups (:func:`score_groups`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from medsift.decision import ThresholdPolicy, reliability_bins, threshold_groups
 from medsift.decision.calibration import expected_calibration_error
 from medsift.report.load import RunData
 from medsift.scoring import score_ade
+from medsift.scoring.ade import CADEC_SUFFIX
 
 GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
 SPLIT_ROLE = {
@@ -33,9 +38,19 @@ class SplitAnalysis:
 
     split: str
     scores: dict[str, Any]  # AdeScores.to_dict()
-    confusion: dict[str, int]  # tp, fp, fn, tn
-    ece: float
-    frame: pd.DataFrame  # the rows with predicted_label and threshold
+    confusion: dict[str, int]  # tp, fp, fn, tn (pooled overall rows, CADEC excluded, as the overall F1)
+    ece: float  # of the pooled overall rows
+    frame: pd.DataFrame  # the rows with group (scoring group), predicted_label and threshold
+
+
+@dataclass
+class ScoreGroup:
+    """The rows of one scoring group: ``overall`` (non-CADEC rows pooled), a language, or ``<lang>_cadec``."""
+
+    name: str
+    y: np.ndarray
+    p: np.ndarray
+    threshold: float | None  # the one threshold its rows were cut at; None when they used several
 
 
 def policy_of(run: RunData) -> ThresholdPolicy:
@@ -48,20 +63,48 @@ def policy_of(run: RunData) -> ThresholdPolicy:
 def analyse_split(frame: pd.DataFrame, policy: ThresholdPolicy, split: str) -> SplitAnalysis:
     """Cut ``frame`` with ``policy`` and score it as the official scorer would."""
     languages = frame["language"].astype(str).to_numpy()
-    thresholds = policy.thresholds_for(threshold_groups(frame["id"].astype(str), languages))
+    groups = threshold_groups(frame["id"].astype(str), languages)
+    thresholds = policy.thresholds_for(groups)
     p = frame["p_ade"].to_numpy(dtype=float)
-    y = frame["label"].to_numpy(dtype=int)
     pred = (p >= thresholds).astype(int)
-    rows = frame.assign(predicted_label=pred, threshold=thresholds)
+    rows = frame.assign(group=groups, predicted_label=pred, threshold=thresholds)
     scores = score_ade(rows[["id", "label", "language"]], rows[["id", "predicted_label"]]).to_dict()
+    pooled = rows[~_is_cadec(rows)]
+    y, yhat, pp = (pooled[c].to_numpy() for c in ("label", "predicted_label", "p_ade"))
     confusion = {
-        "tp": int(((pred == 1) & (y == 1)).sum()),
-        "fp": int(((pred == 1) & (y == 0)).sum()),
-        "fn": int(((pred == 0) & (y == 1)).sum()),
-        "tn": int(((pred == 0) & (y == 0)).sum()),
+        "tp": int(((yhat == 1) & (y == 1)).sum()),
+        "fp": int(((yhat == 1) & (y == 0)).sum()),
+        "fn": int(((yhat == 0) & (y == 1)).sum()),
+        "tn": int(((yhat == 0) & (y == 0)).sum()),
     }
-    ece = expected_calibration_error(y, p) if len(y) else float("nan")
+    ece = expected_calibration_error(y.astype(int), pp.astype(float)) if len(y) else float("nan")
     return SplitAnalysis(split, scores, confusion, float(ece), rows)
+
+
+def _is_cadec(rows: pd.DataFrame) -> pd.Series:
+    return rows["group"].astype(str).str.endswith(CADEC_SUFFIX)
+
+
+def score_groups(analysis: SplitAnalysis) -> list[ScoreGroup]:
+    """``overall`` then every scoring group in the order of the score table (``scores["per_language"]``).
+
+    The same rows the official scorer counts in each group, so a curve's ``n`` is the table's ``rows``.
+    """
+    rows = analysis.frame
+    parts = [("overall", rows[~_is_cadec(rows)])]
+    parts += [(name, rows[rows["group"] == name]) for name in analysis.scores["per_language"]]
+    out = []
+    for name, part in parts:
+        used = np.unique(part["threshold"].to_numpy(dtype=float))
+        out.append(
+            ScoreGroup(
+                name,
+                part["label"].to_numpy(dtype=int),
+                part["p_ade"].to_numpy(dtype=float),
+                float(used[0]) if len(used) == 1 else None,
+            )
+        )
+    return out
 
 
 def analyse_run(run: RunData) -> dict[str, SplitAnalysis]:
@@ -90,9 +133,9 @@ def f1_curve(y: np.ndarray, p: np.ndarray, grid: np.ndarray = GRID) -> np.ndarra
     return np.where(den > 0, 2 * tp / np.maximum(den, 1), 0.0)
 
 
-def reliability(frame: pd.DataFrame, n_bins: int = 10):
-    """Reliability bins of the pooled rows (see :func:`medsift.decision.reliability_bins`)."""
-    return reliability_bins(frame["label"].to_numpy(dtype=int), frame["p_ade"].to_numpy(dtype=float), n_bins)
+def reliability(group: ScoreGroup, n_bins: int = 10):
+    """Reliability bins of one group's rows (see :func:`medsift.decision.reliability_bins`)."""
+    return reliability_bins(group.y, group.p, n_bins)
 
 
 def worst_errors(analysis: SplitAnalysis, texts: dict[str, str], n: int = 10) -> pd.DataFrame:

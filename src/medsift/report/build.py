@@ -18,6 +18,7 @@ from medsift.report.ade import (
     best_epoch,
     history_frame,
     policy_of,
+    score_groups,
     tuning_notes,
     worst_errors,
 )
@@ -56,21 +57,23 @@ def comparison_table(runs: list[RunData], split: str | None = None) -> Table:
     )
 
 
-def _scores_table(run_id: str, analysis: SplitAnalysis, policy) -> Table:
+def _scores_table(run_id: str, analysis: SplitAnalysis) -> Table:
     s = analysis.scores
     columns = ["language", "rows", "gold +", "pred +", "threshold", "precision", "recall", "f1", "macro_f1"]
+    used = {g.name: g.threshold for g in score_groups(analysis)}
     rows, keys = [], []
     for lang, block in [*s["per_language"].items(), ("overall", s)]:
-        threshold = (
-            policy.fallback if lang == "overall" else policy.threshold_for(lang.removesuffix("_cadec"))
-        )
+        threshold = used[lang]
         rows.append(
             [
                 Cell(lang),
                 Cell(block["support"], metric="support"),
                 Cell(block["positives"], metric="positives"),
                 Cell(block["predicted_positives"], metric="predicted_positives"),
-                Cell(float(threshold), metric="threshold", digits=2),
+                # overall pools rows cut at several thresholds when they are per language
+                Cell(float(threshold), metric="threshold", digits=2)
+                if threshold is not None
+                else Cell("per group"),
                 Cell(block["precision"], metric="precision"),
                 Cell(block["recall"], metric="recall"),
                 Cell(block["f1"], metric="f1"),
@@ -78,7 +81,10 @@ def _scores_table(run_id: str, analysis: SplitAnalysis, policy) -> Table:
             ]
         )
         keys.append(lang)
-    caption = f"{analysis.split}: {SPLIT_ROLE.get(analysis.split, '')}; ECE {analysis.ece:.3f}"
+    caption = (
+        f"{analysis.split}: {SPLIT_ROLE.get(analysis.split, '')}; overall pools the non-CADEC rows "
+        f"(as the official scorer); ECE {analysis.ece:.3f}"
+    )
     return Table(f"scores-{run_id}-{analysis.split}", columns, rows, caption, keys)
 
 
@@ -135,23 +141,36 @@ def _ade_split(doc: Document, run: RunData, run_id: str, split: str, errors: int
     policy = policy_of(run)
     analysis = analyse_split(run.probabilities[split], policy, split)
     doc.heading(f"{run.name} — {split} rows", 3, id=f"{run_id}-{split}")
-    doc.table(_scores_table(run_id, analysis, policy))
+    doc.table(_scores_table(run_id, analysis))
     progress(f"{run.name}/{split}: figures")
     base = f"fig-{run_id}-{split}"
     for suffix, png, caption in (
         (
             "bars",
             figures.language_bars(analysis),
-            "precision, recall and F1 per language at the thresholds in use",
+            "precision, recall and F1 per scoring group at the thresholds in use",
         ),
-        ("pr", figures.pr_curves(analysis), "precision-recall curve per language"),
+        (
+            "pr",
+            figures.pr_curves(analysis),
+            "precision-recall curve per scoring group (groups of the score table); dots = operating points",
+        ),
         (
             "f1-threshold",
-            figures.f1_threshold_curves(analysis, policy),
-            "F1 against the threshold per language; dots mark the thresholds in use",
+            figures.f1_threshold_curves(analysis),
+            "F1 against the threshold per scoring group; dots mark the threshold each group's rows were cut "
+            "at (a dashed line: the pooled F1 when overall mixes per-language thresholds)",
         ),
-        ("reliability", figures.reliability_diagram(analysis), "reliability diagram (calibration), 10 bins"),
-        ("confusion", figures.confusion_matrix(analysis), "confusion matrix at the thresholds in use"),
+        (
+            "reliability",
+            figures.reliability_diagram(analysis),
+            "reliability diagram (calibration) per scoring group, 10 bins; bars = pooled overall rows",
+        ),
+        (
+            "confusion",
+            figures.confusion_matrix(analysis),
+            "confusion matrix of the pooled overall rows (CADEC excluded) at the thresholds in use",
+        ),
     ):
         doc.figure(Figure(f"{base}-{suffix}", f"{run.name} / {split}: {caption}", png))
     doc.table(_errors_table(run_id, analysis, run.texts.get(split, {}), errors))
@@ -200,7 +219,8 @@ def build_report(
 ) -> Document:
     """The whole report document for ``runs`` (render it with :func:`medsift.report.document.write`).
 
-    ``impact_examples`` maps a run name to ``(gold_frame, pred_frame)`` of impact posts to show highlighted.
+    ``impact_examples`` maps a run name to ``(gold_frame, pred_frame)`` of impact posts to show highlighted
+    (default: those of the run's attached :class:`~medsift.report.load.ImpactTest`).
     """
     progress = progress or (lambda _msg: None)
     doc = Document(title)

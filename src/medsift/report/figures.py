@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
-from medsift.decision import ThresholdPolicy
-from medsift.report.ade import GRID, SplitAnalysis, f1_curve, pr_curve, reliability
+from medsift.decision.calibration import expected_calibration_error
+from medsift.report.ade import GRID, ScoreGroup, SplitAnalysis, f1_curve, pr_curve, reliability, score_groups
 
 DPI = 90
 
@@ -58,20 +58,22 @@ def language_bars(analysis: SplitAnalysis) -> bytes:
         return _png(fig)
 
 
-def _by_language(frame: pd.DataFrame) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    groups = [("all", frame)] + [(str(k), g) for k, g in frame.groupby("language", sort=True)]
-    return [(name, g["label"].to_numpy(dtype=int), g["p_ade"].to_numpy(dtype=float)) for name, g in groups]
+def _label(group: ScoreGroup) -> str:
+    return f"{group.name} (n={len(group.y)}, +{int(group.y.sum())})"
 
 
 def pr_curves(analysis: SplitAnalysis) -> bytes:
-    """Precision-recall curve per language (and pooled), with each language's operating point."""
+    """Precision-recall curve per scoring group (and pooled overall), each with its operating point."""
+    scores = analysis.scores
     with _figure() as (fig, ax):
-        for name, y, p in _by_language(analysis.frame):
-            precision, recall = pr_curve(y, p)
-            ax.plot(
-                recall, precision, label=f"{name} (n={len(y)}, +{int(y.sum())})", lw=2 if name == "all" else 1
-            )
-        ax.set_xlabel("recall")
+        for group in score_groups(analysis):
+            if not len(group.y):
+                continue
+            precision, recall = pr_curve(group.y, group.p)
+            (line,) = ax.plot(recall, precision, label=_label(group), lw=2 if group.name == "overall" else 1)
+            block = scores if group.name == "overall" else scores["per_language"][group.name]
+            ax.plot([block["recall"]], [block["precision"]], "o", color=line.get_color(), ms=6)
+        ax.set_xlabel("recall; dots = operating points at the thresholds in use")
         ax.set_ylabel("precision")
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)
@@ -79,16 +81,25 @@ def pr_curves(analysis: SplitAnalysis) -> bytes:
         return _png(fig)
 
 
-def f1_threshold_curves(analysis: SplitAnalysis, policy: ThresholdPolicy) -> bytes:
-    """F1 against the decision threshold per language, the chosen threshold marked on each curve."""
+def f1_threshold_curves(analysis: SplitAnalysis) -> bytes:
+    """F1 against the decision threshold per scoring group, the threshold its rows were cut at marked.
+
+    ``overall`` pools rows cut at different thresholds when the policy is per language: it then has no
+    single threshold, and a dashed horizontal line marks the pooled F1 those thresholds reach instead.
+    """
     with _figure() as (fig, ax):
-        for name, y, p in _by_language(analysis.frame):
-            f1 = f1_curve(y, p)
-            (line,) = ax.plot(GRID, f1, label=name, lw=2 if name == "all" else 1)
-            chosen = policy.fallback if name == "all" else policy.threshold_for(name)
-            k = int(np.argmin(np.abs(GRID - chosen)))
-            ax.axvline(chosen, color=line.get_color(), ls=":", lw=0.8)
-            ax.plot([chosen], [f1[k]], "o", color=line.get_color(), ms=6)
+        for group in score_groups(analysis):
+            if not len(group.y):
+                continue
+            f1 = f1_curve(group.y, group.p)
+            (line,) = ax.plot(GRID, f1, label=_label(group), lw=2 if group.name == "overall" else 1)
+            colour = line.get_color()
+            if group.threshold is None:
+                ax.axhline(analysis.scores["f1"], color=colour, ls="--", lw=0.8)
+                continue
+            used = float(f1_curve(group.y, group.p, np.array([group.threshold]))[0])
+            ax.axvline(group.threshold, color=colour, ls=":", lw=0.8)
+            ax.plot([group.threshold], [used], "o", color=colour, ms=6)
         ax.set_xlabel("threshold (p_ade >= t is ADE); dots = thresholds in use")
         ax.set_ylabel("F1 (positive class)")
         ax.set_ylim(0, 1.02)
@@ -97,28 +108,41 @@ def f1_threshold_curves(analysis: SplitAnalysis, policy: ThresholdPolicy) -> byt
 
 
 def reliability_diagram(analysis: SplitAnalysis) -> bytes:
-    """Observed positive rate against mean predicted probability per bin; the diagonal is perfect calibration."""
-    bins = reliability(analysis.frame)
-    with _figure(4.6, 4.0) as (fig, ax):
+    """Observed positive rate against mean predicted probability per bin and scoring group; bars are the
+    pooled overall rows; the diagonal is perfect calibration."""
+    with _figure(4.8, 4.2) as (fig, ax):
         ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect")
-        used = bins.count > 0
-        ax.bar(
-            (bins.lower + bins.upper)[used] / 2,
-            bins.positive_rate[used],
-            width=(bins.upper - bins.lower)[used] * 0.9,
-            alpha=0.4,
-            label="positive rate",
-        )
-        ax.plot(bins.mean_p[used], bins.positive_rate[used], "o-", label="mean p vs rate")
+        for group in score_groups(analysis):
+            if not len(group.y):
+                continue
+            bins = reliability(group)
+            used = bins.count > 0
+            ece = expected_calibration_error(group.y, group.p)
+            overall = group.name == "overall"
+            if overall:
+                ax.bar(
+                    (bins.lower + bins.upper)[used] / 2,
+                    bins.positive_rate[used],
+                    width=(bins.upper - bins.lower)[used] * 0.9,
+                    alpha=0.3,
+                    color="grey",
+                )
+            ax.plot(
+                bins.mean_p[used],
+                bins.positive_rate[used],
+                "o-" if overall else ".-",
+                lw=2 if overall else 1,
+                label=f"{group.name} (n={len(group.y)}, ECE {ece:.3f})",
+            )
         ax.set_xlabel("predicted p_ade")
         ax.set_ylabel("observed share of ADE")
-        ax.set_title(f"ECE = {analysis.ece:.3f}", fontsize=9)
+        ax.set_title(f"overall ECE = {analysis.ece:.3f}", fontsize=9)
         ax.legend(fontsize=7, loc="upper left")
         return _png(fig)
 
 
 def confusion_matrix(analysis: SplitAnalysis) -> bytes:
-    """2x2 confusion counts at the thresholds in use."""
+    """2x2 confusion counts of the pooled overall rows (CADEC excluded) at the thresholds in use."""
     c = analysis.confusion
     matrix = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
     with _figure(3.6, 3.2) as (fig, ax):
