@@ -13,6 +13,11 @@ import typer
 
 from medsift.errors import MedsiftError
 
+PRED_HELP = (
+    "Per run, in order: the file predicted on --test: the --probabilities file (ADE runs) or the "
+    "submission (impact taggers)."
+)
+
 
 class Split(enum.StrEnum):
     val = "val"
@@ -26,27 +31,25 @@ RunsArg = Annotated[
 
 
 def _load(runs: list[Path], test: Path | None, preds: list[Path], quiet: bool):
+    """Load RUNS; with ``--test``, attach each run's ``--pred`` file as split ``test`` (ADE probabilities or
+    a tagger submission, scored per type)."""
     from tqdm.auto import tqdm
 
-    from medsift.report import add_test_split, load_run
+    from medsift.report import add_impacts_test, add_test_split, load_run
 
     if preds and test is None:
         raise MedsiftError("--pred needs --test (the labelled file the predictions were made on)")
     if test is not None and len(preds) != len(runs):
         raise MedsiftError(f"--test needs one --pred per run: {len(runs)} run(s), {len(preds)} --pred")
     names = [p.name for p in runs]
-    loaded, examples = [], {}
+    loaded = []
     for k, path in enumerate(tqdm(runs, desc="reading runs", unit="run", disable=quiet)):
         name = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
         run = load_run(path, name)
-        if test is not None and run.task == "ade":
-            add_test_split(run, test, preds[k])
-        elif test is not None:
-            from medsift.io import read_impacts, read_impacts_submission
-
-            examples[run.name] = (read_impacts(test, labelled=True), read_impacts_submission(preds[k]))
+        if test is not None:
+            (add_test_split if run.task == "ade" else add_impacts_test)(run, test, preds[k])
         loaded.append(run)
-    return loaded, examples
+    return loaded
 
 
 def _rich_compare(columns: list[str], rows: list[dict], best: dict[str, set[int]], split: str | None):
@@ -87,12 +90,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="Held-out labelled file (Task 1 CSV, or Task 7 CSV for impact taggers)."),
         ] = None,
-        pred: Annotated[
-            list[Path],
-            typer.Option(
-                help="Per run, in order: the --probabilities file (ADE) or submission (impacts) predicted on --test."
-            ),
-        ] = [],  # noqa: B006
+        pred: Annotated[list[Path], typer.Option(help=PRED_HELP)] = [],  # noqa: B006
         split: Annotated[
             Split | None,
             typer.Option(help="Split of the comparison table (default: test, else calib, else val)."),
@@ -101,14 +99,17 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(min=0, help="Worst false positives / negatives shown per split.")
         ] = 10,
         title: Annotated[str, typer.Option(help="Page title.")] = "medsift report",
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="No progress bars and no closing message.")
+        ] = False,
     ) -> None:
-        """Write one report page for RUNS: per-language scores, curves, calibration, errors, training curves."""
+        """Write one report page for RUNS: per-language scores, curves, calibration, errors, training curves;
+        per-type scores and highlighted posts for impact taggers."""
         from tqdm.auto import tqdm
 
         from medsift.report import build_report, write_report
 
-        loaded, examples = _load(runs, test, pred, quiet)
+        loaded = _load(runs, test, pred, quiet)
         with tqdm(total=None, desc="building report", unit="step", disable=quiet) as bar:
 
             def progress(message: str) -> None:
@@ -121,10 +122,10 @@ def register(app: typer.Typer) -> None:
                 errors=errors,
                 split=split.value if split else None,
                 progress=progress,
-                impact_examples=examples,
             )
         write_report(doc, output)
-        typer.echo(f"report written to {output}", err=True)
+        if not quiet:
+            typer.echo(f"report written to {output}", err=True)
 
     @app.command()
     def compare(
@@ -133,17 +134,19 @@ def register(app: typer.Typer) -> None:
             Split | None, typer.Option(help="Rows scored (default per run: test, else calib, else val).")
         ] = None,
         test: Annotated[
-            Path | None, typer.Option(help="Held-out labelled file, scored as split 'test'.")
+            Path | None,
+            typer.Option(
+                help="Held-out labelled file (Task 1 CSV, or Task 7 CSV for taggers), split 'test'."
+            ),
         ] = None,
-        pred: Annotated[
-            list[Path], typer.Option(help="Per run, the probability file predicted on --test.")
-        ] = [],  # noqa: B006
+        pred: Annotated[list[Path], typer.Option(help=PRED_HELP)] = [],  # noqa: B006
         as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
     ) -> None:
-        """Print runs side by side: pooled F1, macro F1, F1 per language, best epoch, seeds; best marked."""
+        """Print runs side by side: pooled F1, macro F1, F1 per language (ADE), strict/relaxed F1 (taggers: on
+        --test when given, else their dev scores), best epoch, seeds; best marked."""
         from medsift.report import best_per_column, compare_rows
 
-        loaded, _ = _load(runs, test, pred, quiet=True)
+        loaded = _load(runs, test, pred, quiet=True)
         columns, rows = compare_rows(loaded, split.value if split else None)
         best = best_per_column(columns, rows)
         if as_json:

@@ -1,7 +1,8 @@
 """The side-by-side table of runs (``medsift compare`` and the report's first table).
 
 Rows are runs; columns are the pooled F1, two-class macro F1 and per-language F1 on one split (ADE runs), the
-strict and relaxed F1 (impact taggers, mean over seeds), the best epoch and the seeds. Higher is better in
+strict and relaxed F1 (impact taggers: on the attached test file, else the mean of the seeds' dev scores),
+the best epoch and the seeds. Higher is better in
 every score column; :func:`best_per_column` says which row holds each column's best.
 """
 
@@ -27,6 +28,14 @@ def default_split(run: RunData, split: str | None) -> str | None:
     return None
 
 
+def impacts_split(run: RunData, split: str | None) -> str | None:
+    """A tagger's split: ``test`` when a test file is attached (and not another split asked for), else ``dev``
+    (the seeds' own dev scores, its only held-out rows); None when ``test`` is asked for but not attached."""
+    if run.impact_test is not None and split in (None, "test"):
+        return "test"
+    return None if split == "test" else "dev"
+
+
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
@@ -34,7 +43,7 @@ def _mean(values: list[float]) -> float:
 def compare_row(run: RunData, split: str | None = None) -> dict[str, Any]:
     """One run's comparison row (keys ``run, kind, split, f1, macro_f1, f1_<lang>..., best_epoch, seeds``)."""
     row: dict[str, Any] = {"run": run.name, "kind": run.kind}
-    used = default_split(run, split) if run.task == "ade" else "dev"
+    used = default_split(run, split) if run.task == "ade" else impacts_split(run, split)
     row["split"] = used or "-"
     if run.task == "ade" and used is not None:
         scores = analyse_split(run.probabilities[used], policy_of(run), used).scores
@@ -42,7 +51,10 @@ def compare_row(run: RunData, split: str | None = None) -> dict[str, Any]:
         row["macro_f1"] = scores["macro_f1_two_class"]
         for lang, block in scores["per_language"].items():
             row[f"f1_{lang}"] = block["f1"]
-    if run.task == "impacts":
+    if used == "test" and run.impact_test is not None:
+        row["strict_f1"] = float(run.impact_test.scores["strict"]["overall"]["f1"])
+        row["relaxed_f1"] = float(run.impact_test.scores["relaxed"]["overall"]["f1"])
+    elif used == "dev":
         summaries = [m.get("summary", {}) for m in run.seeds.values()]
         row["strict_f1"] = _mean([s["strict_f1"] for s in summaries if "strict_f1" in s])
         row["relaxed_f1"] = _mean([s["relaxed_f1"] for s in summaries if "relaxed_f1" in s])

@@ -3,6 +3,8 @@
 Sections append blocks (headings, paragraphs, tables, figures, raw HTML); :func:`to_html` inlines figures as
 base64 PNG inside ``<figure id=...>`` with a caption, and every table cell that holds a number carries
 ``data-metric`` and ``data-value`` (full precision) so tests and scripts can read the numbers back.
+:func:`to_markdown` writes the same tables (numbers at their shown precision), each table and figure preceded
+by an ``<a id="..."></a>`` anchor with the HTML element's id; highlighted cells use their ``markdown`` text.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,8 @@ class Cell:
     metric: str | None = None
     digits: int = 4
     best: bool = False
-    raw_html: str | None = None  # pre-escaped HTML (highlighted spans); Markdown shows ``value``
+    raw_html: str | None = None  # pre-escaped HTML (highlighted spans)
+    markdown: str | None = None  # pre-escaped Markdown of the same (else Markdown shows ``text()``)
 
     def text(self) -> str:
         if isinstance(self.value, float):
@@ -144,8 +148,17 @@ def to_html(doc: Document) -> str:
     return "\n".join(parts) + "\n"
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+
+
+def md_escape(text: str) -> str:
+    """Backslash-escape the characters Markdown (and a table cell) would read as markup."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
 def _md_cell(cell: Cell) -> str:
-    text = cell.text().replace("|", "\\|").replace("\n", " ")
+    text = cell.markdown if cell.markdown is not None else md_escape(cell.text())
+    text = text.replace("\n", " ")
     return f"**{text}** ★" if cell.best else text
 
 
@@ -160,6 +173,7 @@ def to_markdown(doc: Document, path: Path) -> str:
         elif kind == "para":
             lines += [("> " if block[1] else "") + block[0], ""]
         elif kind == "table":
+            lines += [f'<a id="{block.id}"></a>', ""]
             if block.caption:
                 lines += [f"*{block.caption}*", ""]
             lines.append("| " + " | ".join(block.columns) + " |")
@@ -169,6 +183,7 @@ def to_markdown(doc: Document, path: Path) -> str:
         elif kind == "figure":
             assets.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(assets / f"{block.id}.png", block.png)
+            lines += [f'<a id="{block.id}"></a>', ""]
             lines += [f"![{block.caption}]({assets.name}/{block.id}.png)", "", f"*{block.caption}*", ""]
         elif kind == "raw":
             lines += [block[1], ""]

@@ -10,6 +10,9 @@ Every kind of run shares ``medsift_run.json`` and ``config.yaml``; the rest depe
 - LLM runs (``ade-llm``, ``impacts-llm``): whatever of the above files they write.
 
 Missing optional files leave the matching field empty; the page then says the section has no data.
+
+A held-out labelled file joins as split ``test``: :func:`add_test_split` (ADE: a probability file) or
+:func:`add_impacts_test` (impact taggers: a submission, scored strict and relaxed per type).
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ SPLITS = ("val", "calib")
 
 
 @dataclass
+class ImpactTest:
+    """A tagger's submission on a labelled Task 7 file, with its official strict/relaxed scores."""
+
+    gold: pd.DataFrame  # read_impacts(labelled=True)
+    pred: pd.DataFrame  # read_impacts_submission
+    scores: dict[str, Any]  # ImpactScores.to_dict()
+
+
+@dataclass
 class RunData:
     """What one run directory says about itself, loaded once."""
 
@@ -41,6 +53,7 @@ class RunData:
     splits: pd.DataFrame | None = None  # splits.csv: uid,id,source,language,label,split
     ensemble: dict[str, Any] | None = None  # ensemble.json
     texts: dict[str, dict[str, str]] = field(default_factory=dict)  # split -> id -> text
+    impact_test: ImpactTest | None = None  # impact taggers given --test/--pred
 
     @property
     def kind(self) -> str:
@@ -194,3 +207,17 @@ def add_test_split(run: RunData, gold_path: str | Path, prob_path: str | Path) -
             frame[column] = p[column].to_numpy(dtype=float)
     run.probabilities["test"] = frame
     run.texts["test"] = dict(zip(gold_ids, gold["text"].astype(str), strict=True))
+
+
+def add_impacts_test(run: RunData, gold_path: str | Path, pred_path: str | Path) -> None:
+    """Attach a labelled Task 7 file and the run's submission on it: per-type strict and relaxed scores."""
+    from medsift.io import read_impacts, read_impacts_submission
+    from medsift.scoring import score_impacts
+
+    gold = read_impacts(gold_path, labelled=True)
+    pred = read_impacts_submission(pred_path)
+    try:
+        scores = score_impacts(gold, pred).to_dict()
+    except MedsiftError as exc:  # the scorer names ids and lengths; the file is the submission
+        raise MedsiftError(exc.problem, file=exc.file or pred_path, row=exc.row) from exc
+    run.impact_test = ImpactTest(gold, pred, scores)
