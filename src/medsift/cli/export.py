@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from medsift.cli._quiet import silence_libraries
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -16,9 +18,12 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(help="Also write a dynamic int8 model (faster on CPU; used by --backend onnx)."),
         ] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Export every seed of a run to ONNX (RUN_DIR/seed-N/onnx/), refusing if it disagrees with torch."""
         from medsift.engine.onnx import export_onnx
 
-        for path in export_onnx(run_dir, quantize=quantize):
+        if quiet:
+            silence_libraries()
+        for path in export_onnx(run_dir, quantize=quantize, quiet=quiet):
             typer.echo(str(path))

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from medsift.cli._quiet import silence_libraries
+
 
 def _human(size: int | None) -> str:
     if size is None:
@@ -28,6 +30,9 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--force", help="With --prepare: convert again even if cached.")
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="With --prepare: no progress bars or timing lines.")
+        ] = False,
     ) -> None:
         """List the offline model aliases (installed? prepared?) and optionally prepare them."""
         from rich.console import Console
@@ -35,6 +40,8 @@ def register(app: typer.Typer) -> None:
 
         from medsift.models import ALIASES, PREFIX, alias_status, get_alias, prepare_model
 
+        if quiet:
+            silence_libraries()
         names = [get_alias(a).name for a in aliases] if aliases else list(ALIASES)
         console = Console(stderr=as_json)
         if prepare:
@@ -46,9 +53,9 @@ def register(app: typer.Typer) -> None:
                     console.print(f"[yellow]skipping {PREFIX}{name}[/]: {status.problem}")
                     continue
                 start = time.perf_counter()
-                with console.status(f"preparing {PREFIX}{name} ..."):
-                    path = prepare_model(name, force=force)
-                console.print(f"prepared {PREFIX}{name} in {time.perf_counter() - start:.1f} s → {path}")
+                path = prepare_model(name, force=force, progress=not quiet)
+                if not quiet:
+                    console.print(f"prepared {PREFIX}{name} in {time.perf_counter() - start:.1f} s → {path}")
         statuses = [alias_status(name) for name in names]
         if as_json:
             typer.echo(json.dumps([s.to_dict() for s in statuses], indent=2))

@@ -157,9 +157,12 @@ def _verify(model: Any, tokenizer: Any, max_length: int, path: Path, tolerance: 
     return diff
 
 
-def export_onnx(run_dir: str | Path, *, quantize: bool = False) -> list[Path]:
-    """Export every seed of an ADE (or impact tagger) run to ``seed-<N>/onnx/``; returns the model paths."""
+def export_onnx(run_dir: str | Path, *, quantize: bool = False, quiet: bool = False) -> list[Path]:
+    """Export every seed of an ADE (or impact tagger) run to ``seed-<N>/onnx/``; returns the model paths.
+
+    A progress bar counts the seeds (``quiet`` switches it off)."""
     import torch
+    from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from medsift.config import parse_config, read_yaml
@@ -168,12 +171,12 @@ def export_onnx(run_dir: str | Path, *, quantize: bool = False) -> list[Path]:
     if RunManifest.load(run_dir).kind == "impacts-tagger":
         from medsift.engine.onnx_tagger import export_tagger_onnx
 
-        return export_tagger_onnx(run_dir, quantize=quantize)
+        return export_tagger_onnx(run_dir, quantize=quantize, quiet=quiet)
     seed_dirs = _seed_dirs(run_dir)
     config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
     max_length = config.model.max_length
     written: list[Path] = []
-    for seed_dir in seed_dirs:
+    for seed_dir in tqdm(seed_dirs, desc="ONNX export", unit="seed", disable=quiet):
         folder = seed_dir / "model"
         # eager attention traces to plain ops every exporter and runtime understands
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -70,13 +70,15 @@ def _max_diff(model: Any, tokenizer: Any, path: Path) -> float:
     return float((ref - got).abs()[mask].max())
 
 
-def export_tagger_onnx(run_dir: str | Path, *, quantize: bool = False) -> list[Path]:
+def export_tagger_onnx(run_dir: str | Path, *, quantize: bool = False, quiet: bool = False) -> list[Path]:
     """Export every finished seed of a tagger run; refuse when its scores disagree with torch."""
+    from tqdm.auto import tqdm
+
     from medsift.impacts.model import load_tagger
 
     run_dir = Path(run_dir)
     written: list[Path] = []
-    for seed_dir in _tagger_seed_dirs(run_dir):
+    for seed_dir in tqdm(_tagger_seed_dirs(run_dir), desc="ONNX export", unit="seed", disable=quiet):
         model, tokenizer, meta = load_tagger(seed_dir / "model")
         encoder = model.encoder if meta.get("crf") else model
         out = seed_dir / "onnx"

@@ -116,3 +116,19 @@ def verify(spec: ModelAlias, folder: Path) -> None:
     values = out.logits if spec.kind == "causal-lm" else out.last_hidden_state
     if not torch.isfinite(values).all():
         raise MedsiftError(f"converted {PREFIX}{spec.name} produces non-finite outputs")
+
+
+def convert(spec: ModelAlias, asset: Path, out: Path, *, check: bool = True, progress: bool = False) -> None:
+    """Run the alias's preparer into ``out``, then (``check``) :func:`verify` it; a tqdm bar names the step."""
+    from tqdm.auto import tqdm
+
+    steps: list[tuple[str, Callable[[], None]]] = [("convert", lambda: PREPARERS[spec.name](asset, out))]
+    if check:
+        steps.append(("verify", lambda: verify(spec, out)))
+    with tqdm(
+        total=len(steps), desc=f"preparing {PREFIX}{spec.name}", unit="step", disable=not progress
+    ) as bar:
+        for name, step in steps:
+            bar.set_postfix_str(name)
+            step()
+            bar.update()

@@ -233,11 +233,12 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def prepare_model(alias: str, *, force: bool = False, verify: bool = True) -> Path:
+def prepare_model(alias: str, *, force: bool = False, verify: bool = True, progress: bool = False) -> Path:
     """Convert ``alias`` into its cache folder (once; again when the source version changed or ``force``).
 
     Returns the folder. The conversion happens in a temporary folder that is verified (loads with no
-    missing weights, runs a forward pass) before it is renamed into place.
+    missing weights, runs a forward pass) before it is renamed into place. ``progress`` shows a bar of
+    those steps (``medsift models --prepare``; off for the silent preparation on first use).
     """
     from medsift.models import prepare as converters
 
@@ -249,9 +250,7 @@ def prepare_model(alias: str, *, force: bool = False, verify: bool = True) -> Pa
         asset = package_asset(spec)
         tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".tmp", dir=final.parent))
         try:
-            converters.PREPARERS[spec.name](asset, tmp)
-            if verify:
-                converters.verify(spec, tmp)
+            converters.convert(spec, asset, tmp, check=verify, progress=progress)
             marker = {"alias": spec.name, "package": spec.package, "version": spec.version, "format": FORMAT}
             atomic_write_text(tmp / MARKER, json.dumps(marker, indent=2) + "\n")
             _swap_into_place(tmp, final)
