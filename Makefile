@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup browser demo test test-fast lint format bench clean
 
 # Create the virtual environment. torch is pinned and installed FIRST: an unpinned torch
 # (or one pulled in by a dependency) would download a multi-GB CUDA build.
@@ -18,6 +18,23 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Headless Chromium for the report render check (tests/test_report.py, scripts/screenshot_report.py):
+# Debian's chromium when apt-get is there and no chromium is; otherwise a message (the test then skips).
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		echo "browser: chromium is installed"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: no apt-get here; install chromium to run the headless render test (it skips without)"; \
+	else \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+		if ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium ) \
+			>/tmp/medsift-browser-install.log 2>&1; then \
+			echo "browser: installed chromium"; \
+		else \
+			echo "browser: apt-get could not install chromium (see /tmp/medsift-browser-install.log); the headless render test will skip"; \
+		fi; \
+	fi
 
 # The main job on the offline default: prepare the offline models, train the small ADE
 # classifier on the bundled sample, predict and score.

@@ -2,7 +2,7 @@
 
     python scripts/screenshot_report.py REPORT.html OUT.png [--width 1400] [--height 3000] [--max-mb 1.5]
 
-Needs Debian's ``chromium`` (``apt-get install -y chromium``). Network features are switched off: the page
+Needs Debian's ``chromium`` (``make browser``, or ``apt-get install -y chromium``). Network features are switched off: the page
 is self-contained, so it must render with nothing but the file. A screenshot above ``--max-mb`` is
 downscaled with Pillow (when installed) until it fits.
 """
@@ -20,6 +20,7 @@ FLAGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-quic",
     "--hide-scrollbars",
     "--disable-background-networking",
     "--disable-component-update",

@@ -429,7 +429,10 @@ def test_report_of_a_really_trained_tiny_run(tiny_bert, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
+    reason="chromium is not installed (make browser)",
+)
 def test_report_renders_in_headless_chromium(page, tmp_path):
     import subprocess
     import sys
