@@ -3,8 +3,9 @@
 ADE: first-token confidence on a held-out stratified sample of ``../shared/data/task1/``.
 Spans: free against constrained decoding on held-out posts of ``../shared/data/task7/train.csv``:
 strict/relaxed F1, the share of outputs that needed repair, posts per second.
-Each is run zero-shot and after a few LoRA steps on a disjoint training sample. Appends a section to
-``docs/benchmarks.md``. Data stays outside the repository (temporary files only).
+Each is run zero-shot and after a few LoRA steps on a disjoint training sample. Writes (replaces) its
+section of ``docs/benchmarks.md`` with the exact command that reproduces it. Data stays outside the
+repository (temporary files only).
 
     .venv/bin/python benchmarks/bench_llm.py --ade-n 150 --impacts-n 24 --steps 30
 """
@@ -15,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -79,7 +81,10 @@ def _run(task: str, train_path: Path, steps: int, out: Path, decoding: dict) -> 
             "method": "llm",
             "model": model,
             "decoding": decoding,
-            "data": {"train": [str(train_path)], "val_fraction": 0.0},
+            # ADE runs keep the encoders' split (val rows choose the checkpoint); no calib rows needed here
+            "data": {"train": [str(train_path)], "val_fraction": 0.1, "calib_fraction": 0.0}
+            if task == "ade"
+            else {"train": [str(train_path)], "val_fraction": 0.0},
             "training": {
                 "max_steps": steps,
                 "per_device_train_batch_size": 4,
@@ -92,17 +97,52 @@ def _run(task: str, train_path: Path, steps: int, out: Path, decoding: dict) -> 
     return train(config, run_dir=out, quiet=True)
 
 
-def main() -> None:
+TITLE = "LLM path: SmolLM2-135M-Instruct (`offline:smollm2`)"
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ade-n", type=int, default=150)
-    parser.add_argument("--impacts-n", type=int, default=24)
-    parser.add_argument("--train-n", type=int, default=160)
+    parser.add_argument("--ade-n", type=int, default=150, help="held-out ADE posts scored")
+    parser.add_argument("--impacts-n", type=int, default=24, help="held-out Task 7 posts tagged")
+    parser.add_argument("--train-n", type=int, default=160, help="rows of the disjoint LoRA training sample")
     parser.add_argument("--max-tokens", type=int, default=80, help="only task 7 posts up to this many tokens")
-    parser.add_argument("--steps", type=int, nargs="+", default=[0, 30])
+    parser.add_argument("--steps", type=int, nargs="+", default=[0, 30], help="LoRA steps (0 = zero-shot)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    parser.add_argument("--note", default="", help="a paragraph written under the table (what to read in it)")
+    return parser
+
+
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The exact command that repeats this run: every flag whose value differs from its default.
+
+    ``--note`` is left out: it is prose for the page, not something that changes the numbers.
+    """
+    parts = [".venv/bin/python", "benchmarks/bench_llm.py"]
+    if "BENCH_THREADS" in os.environ:
+        parts.insert(0, f"BENCH_THREADS={os.environ['BENCH_THREADS']}")
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "note"):
+            continue
+        value = getattr(args, action.dest)
+        if value == action.default:
+            continue
+        values = value if isinstance(value, list) else [value]
+        shown = []
+        for v in values:
+            if isinstance(v, Path):
+                v = v.resolve().relative_to(ROOT) if v.resolve().is_relative_to(ROOT) else v
+            shown.append(shlex.quote(str(v)))
+        parts += [action.option_strings[0], *shown]
+    return " ".join(parts)
+
+
+def main() -> None:
+    parser = _parser()
     args = parser.parse_args()
+    command = command_line(parser, args)
+    print(f"command: {command}", flush=True)
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     from medsift.llm.predict import predict_file
 
@@ -125,15 +165,15 @@ def main() -> None:
             }
         )
         run = _run("impacts", imp_train, steps, tmp / f"imp-{steps}", decoding)
-        for constrained in (False, True):
-            s = predict_file(run, imp_eval, tmp / "imp_pred.csv", constrained=constrained, quiet=True)
+        for mode in ("free", "constrained"):  # one run, both decodings (medsift predict --decoding)
+            s = predict_file(run, imp_eval, tmp / "imp_pred.csv", decoding=mode, quiet=True)
             rows.append(
                 {
                     "task": "impacts",
                     "lora_steps": steps,
-                    "decoding": "constrained" if constrained else "free",
-                    "strict_f1": s["scores"]["strict"]["f1"],
-                    "relaxed_f1": s["scores"]["relaxed"]["f1"],
+                    "decoding": mode,
+                    "strict_f1": s["scores"]["strict"]["overall"]["f1"],
+                    "relaxed_f1": s["scores"]["relaxed"]["overall"]["f1"],
                     "repair_share": s["repairs"]["repair_share"],
                     "repairs": s["repairs"]["counts"],
                     "posts_per_s": s["posts_per_second"],
@@ -142,18 +182,16 @@ def main() -> None:
         print(json.dumps(rows[-3:], default=float))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=float))
-    _append(args, rows)
+    _write_section(args, command, rows)
 
 
-def _append(args, rows: list[dict]) -> None:
+def _write_section(args, command: str, rows: list[dict]) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _machine import describe_machine
+    from _machine import append_section, describe_machine
 
     machine = f"{describe_machine()}; {torch.get_num_threads()} torch threads, cores shared with other jobs"
     lines = [
-        f"\n## LLM path: SmolLM2-135M-Instruct (`offline:smollm2`), {dt.date.today()}\n",
-        f"Machine: {machine}. Command: `.venv/bin/python benchmarks/bench_llm.py --ade-n {args.ade_n} "
-        f"--impacts-n {args.impacts_n} --train-n {args.train_n} --steps {' '.join(map(str, args.steps))}`.",
+        f"\nRun {dt.date.today()}. Machine: {machine}. Command: `{command}`.",
         f"ADE: {args.ade_n} held-out posts, a stratified sample of `../shared/data/task1/` (en, de, ru, de/fr CADEC), threshold 0.5. "
         f"Spans: {args.impacts_n} held-out posts of `../shared/data/task7/train.csv` with at most {args.max_tokens} tokens, "
         f"chunks of 24 tokens, up to 192 new tokens per chunk. LoRA: r 8, alpha 32, dropout 0.1, lr 2e-4, batch 4, "
@@ -172,9 +210,10 @@ def _append(args, rows: list[dict]) -> None:
                 f"| impacts | {r['lora_steps']} | {r['decoding']} | {r['strict_f1']:.3f} | {r['relaxed_f1']:.3f} | "
                 f"{r['repair_share']:.0%} ({kinds}) | {r['posts_per_s']:.2f} |"
             )
+    if args.note:
+        lines += ["", args.note]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    append_section(TITLE, "\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -105,7 +107,8 @@ def test_lora_trains_only_adapter_and_lowers_loss(tiny_qwen3):
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     template = prompts.resolve_template(tokenizer, "model")
-    examples = ade_examples(tokenizer, template, POSTS, [1, 0, 1], ImpactsLlmConfig().prompt, 256)
+    examples, cut = ade_examples(tokenizer, template, POSTS, [1, 0, 1], ImpactsLlmConfig().prompt, 256)
+    assert cut == 0
     batch = AnswerOnlyCollator(tokenizer.pad_token_id)(examples)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     losses = []
@@ -119,16 +122,55 @@ def test_lora_trains_only_adapter_and_lowers_loss(tiny_qwen3):
     assert losses[-1] < losses[0]
 
 
+def test_long_training_posts_are_chunked_like_prediction_not_cut(tiny_qwen3):
+    """A post whose prompt overflows ``max_length`` is split into the chunks prediction would use."""
+    from medsift.llm.chunks import plan_chunks
+    from medsift.llm.config import DecodingSection, PromptSection
+    from medsift.llm.data import span_examples, span_fits, span_prompt
+
+    _, tokenizer = _load(tiny_qwen3)
+    template = prompts.resolve_template(tokenizer, "model")
+    tokens = ["withdrawal", "overdosed", "hospital", "job", "family"] * 8
+    tags = ["B-ClinicalImpacts", "I-ClinicalImpacts", "O", "B-SocialImpacts", "O"] * 8
+    cfg, decoding, max_length = PromptSection(labels=LABELS), DecodingSection(max_new_tokens=100), 500
+    whole = span_prompt(tokenizer, template, tokens, cfg)
+    answer = prompts.render(
+        tokenizer, prompts.span_messages(tokens, LABELS), template, answer=prompts.span_answer(tokens, tags)
+    )[1]
+    assert encode_example(tokenizer, whole, answer, max_length).get("cut")  # one chunk would be cut
+    examples, cut = span_examples(tokenizer, template, [tokens], [tags], cfg, max_length, decoding)
+    assert cut == 0 and all(len(e["input_ids"]) <= max_length for e in examples)
+    predicted = plan_chunks(
+        tokens, decoding.chunk_tokens, span_fits(tokenizer, template, cfg, max_length, 100)
+    )
+    assert len(examples) == len(predicted) > 1  # the same chunks as at prediction time
+    for example, (start, end) in zip(examples, predicted, strict=True):
+        prompt = span_prompt(tokenizer, template, tokens[start:end], cfg)
+        n = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        assert example["input_ids"][:n] == tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    with pytest.raises(MedsiftError, match="max_length 300 is too small for the span prompt"):
+        span_examples(tokenizer, template, [tokens], [tags], cfg, 300, decoding)  # no chunk could fit
+
+
 _WORDS = st.sampled_from(
     ["I", "took", "pills", ":", "0", "overdosed", "job", "🤢", "Übelkeit", "héroïne", "x", "  "]
 )
 
 
+@pytest.fixture(scope="session")
+def tiny_llama_sp(tiny_root):
+    """Llama with a SentencePiece-style vocabulary (``▁`` spaces, ``<0xNN>`` byte fallback)."""
+    import tiny
+
+    return tiny.tiny_causal_lm_dir("llama", root=tiny_root, tokenizer="sentencepiece")
+
+
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("lm_name", ["tiny_qwen3", "tiny_llama", "tiny_llama_sp"])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tokens=st.lists(_WORDS, min_size=1, max_size=12), seed=st.integers(0, 10_000), tight=st.booleans())
-def test_constrained_sampling_always_parses_cleanly(tiny_qwen3, tokens, seed, tight):
-    model, tokenizer = _cached_model(tiny_qwen3)
+def test_constrained_sampling_always_parses_cleanly(request, lm_name, tokens, seed, tight):
+    model, tokenizer = _cached_model(request.getfixturevalue(lm_name))
     template = prompts.resolve_template(tokenizer, "model")
     prompt = prompts.render(tokenizer, prompts.span_messages(tokens, LABELS), template)[0]
     grammar = Grammar.build(tokens, LABELS)
@@ -203,7 +245,8 @@ def test_train_and_predict_end_to_end(tiny_qwen3, tmp_path, task):
         {
             "task": task,
             "method": "llm",
-            "model": {"name": str(tiny_qwen3), "max_length": 256},
+            # the span prompt alone is ~350 tokens with the tiny 700-token vocabulary
+            "model": {"name": str(tiny_qwen3), "max_length": 256 if task == "ade" else 512},
             "data": {"train": [str(data)], "val_fraction": 0.25},
             "training": {
                 "max_steps": 2,
@@ -219,23 +262,105 @@ def test_train_and_predict_end_to_end(tiny_qwen3, tmp_path, task):
     run = train(config, run_dir=tmp_path / "run", quiet=True)
     assert RunManifest.load(run).kind == f"{task}-llm"
     assert (run / "seed-1" / "adapter" / "adapter_model.safetensors").exists()
+    assert json.loads((run / "seed-1" / "metrics.json").read_text())["truncated_examples"] == {
+        "train": 0,
+        "val": 0,
+    }
     out = tmp_path / "pred.csv"
     if task == "ade":
         probs = tmp_path / "p.csv"
-        summary = predict_file(run, data, out, probabilities=probs, quiet=True)
-        assert (run / "val_probabilities.csv").exists()
+        summary = predict_file(run, data, out, probabilities=probs, batch_size=3, quiet=True)
         assert {"p_ade", "p_ade__seed1", "p_ade__seed2", "label"} <= set(pd.read_csv(probs).columns)
         assert "f1" in summary["scores"]
+        # the encoder runs' files: val and calib, per seed and for the run, and where every row went
+        splits = pd.read_csv(run / "splits.csv")
+        for name in ("val", "calib"):
+            frame = pd.read_csv(run / f"{name}_probabilities.csv")
+            assert list(frame.columns) == ["id", "language", "p_ade", "label", "p_ade__seed1", "p_ade__seed2"]
+            assert sorted(frame["id"]) == sorted(splits.loc[splits["split"] == name, "id"])
+            assert (run / "seed-2" / f"{name}_probabilities.csv").exists()
+        assert set(splits["split"]) == {"train", "val", "calib"} and len(splits) == 16
         before = pd.read_csv(run / "val_probabilities.csv")
         train(config, run_dir=run, quiet=True)  # finished seeds are kept, not retrained
         assert pd.read_csv(run / "val_probabilities.csv").equals(before)
-        assert {"p_ade__seed1", "p_ade__seed2"} <= set(before.columns)
+        with pytest.raises(MedsiftError, match="--decoding applies to impact"):
+            predict_file(run, data, out, decoding="free", quiet=True)
     else:
-        summary = predict_file(run, data, out, spans_json=tmp_path / "s.json", constrained=True, quiet=True)
+        summary = predict_file(
+            run, data, out, spans_json=tmp_path / "s.json", decoding="constrained", quiet=True
+        )
         assert summary["repairs"]["outputs_repaired"] == 0 and "strict" in summary["scores"]
-        free = predict_file(run, data, out, constrained=False, quiet=True)
+        assert summary["constrained"] is True
+        free = predict_file(run, data, out, decoding="free", quiet=True)
+        assert free["constrained"] is False
         assert free["repairs"]["outputs"] == summary["repairs"]["outputs"]
+        with pytest.raises(MedsiftError, match="unknown decoding"):
+            predict_file(run, data, out, decoding="greedy", quiet=True)
     assert len(pd.read_csv(out)) == len(pd.read_csv(data))
+
+
+@pytest.mark.slow
+def test_predict_command_decoding_switch_prints_the_repair_report(tiny_qwen3, tmp_path, capsys):
+    """``medsift predict RUN --decoding free`` overrides the run's constrained decoding, no retraining."""
+    from medsift.cli import main
+    from medsift.llm import zero_shot_run
+
+    data = tmp_path / "posts.csv"
+    _write_impacts(data)
+    run = zero_shot_run(
+        str(tiny_qwen3), "impacts", tmp_path / "run", decoding={"max_new_tokens": 24, "chunk_tokens": 4}
+    )
+    sub = tmp_path / "sub.csv"
+    outputs = {}
+    for mode in ("free", "constrained"):
+        main(["predict", str(run), str(data), "-o", str(sub), "--decoding", mode, "--batch-size", "3", "-q"])
+        err = capsys.readouterr().err
+        line = next(x for x in err.splitlines() if "outputs needed repair" in x)
+        assert line.startswith(f"{mode} decoding: ")
+        outputs[mode] = line
+    # 6 posts of 7 tokens in chunks of 4: 12 outputs; constrained ones never need repair
+    assert outputs["constrained"] == "constrained decoding: 0 of 12 outputs needed repair (0%); repairs: none"
+    assert " of 12 outputs" in outputs["free"]
+    assert len(pd.read_csv(sub)) == 6
+
+
+def _adapter_run(tiny_qwen3, tmp_path):
+    """A trained one-step ADE run (for the adapter-loading checks)."""
+    from medsift.llm.train import train
+
+    data = tmp_path / "train.csv"
+    _write_ade(data)
+    config = parse_config(
+        {
+            "task": "ade",
+            "method": "llm",
+            "model": {"name": str(tiny_qwen3), "max_length": 128},
+            "data": {"train": [str(data)], "val_fraction": 0.25, "calib_fraction": 0.0},
+            "training": {"max_steps": 1, "per_device_train_batch_size": 2},
+            "seeds": [1],
+        }
+    )
+    return train(config, run_dir=tmp_path / "run", quiet=True), data
+
+
+@pytest.mark.slow
+def test_a_pickled_adapter_is_refused(tiny_qwen3, tmp_path):
+    from safetensors.torch import load_file
+
+    from medsift.llm.predict import predict_file
+
+    run, data = _adapter_run(tiny_qwen3, tmp_path)
+    adapter = run / "seed-1" / "adapter"
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    (adapter / "adapter_model.safetensors").unlink()
+    torch.save(weights, adapter / "adapter_model.bin")  # what older peft versions wrote
+    with pytest.raises(MedsiftError, match=r"refusing the pickled adapter_model\.bin") as err:
+        predict_file(run, data, tmp_path / "sub.csv", quiet=True)
+    assert str(adapter) in str(err.value)
+    assert not (tmp_path / "sub.csv").exists()
+    (adapter / "adapter_model.bin").unlink()
+    with pytest.raises(MedsiftError, match=r"no adapter_model\.safetensors"):
+        predict_file(run, data, tmp_path / "sub.csv", quiet=True)
 
 
 @pytest.mark.slow

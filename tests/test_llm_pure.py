@@ -7,7 +7,7 @@ from itertools import pairwise
 import pytest
 
 from medsift.config import load_config, parse_config
-from medsift.errors import ConfigError
+from medsift.errors import ConfigError, MedsiftError
 from medsift.llm.chunks import join_chunks, plan_chunks
 from medsift.llm.constrained import Grammar
 from medsift.llm.parse import parse_spans, repair_bio
@@ -124,3 +124,129 @@ def test_chunks_cover_in_order_and_respect_fits():
     assert all(a[1] == b[0] for a, b in pairwise(plan))
     assert all(e - s <= 5 for s, e in plan)
     assert join_chunks([tokens[s:e] for s, e in plan]) == tokens
+
+
+# ---- QLoRA, adapter files, the repair line: no model needed ------------------------------------------------
+
+
+def test_asking_for_4bit_and_8bit_is_refused():
+    with pytest.raises(ConfigError, match="load_in_4bit or load_in_8bit, not both"):
+        parse_config({"task": "ade", "method": "llm", "model": {"load_in_4bit": True, "load_in_8bit": True}})
+    from medsift.llm.config import LlmModelSection
+    from medsift.llm.modeling import _quantisation
+
+    both = LlmModelSection.model_construct(load_in_4bit=True, load_in_8bit=True)  # built by hand, unchecked
+    with pytest.raises(MedsiftError, match="not both"):
+        _quantisation(both)
+
+
+@pytest.mark.parametrize("bits", ["load_in_4bit", "load_in_8bit"])
+def test_qlora_without_bitsandbytes_or_cuda_fails_clearly(monkeypatch, bits):
+    import sys
+    import types
+
+    import torch
+
+    from medsift.llm.config import LlmModelSection
+    from medsift.llm.modeling import _quantisation, load_base
+
+    cfg = LlmModelSection(name="/nonexistent/model", **{bits: True})
+    assert _quantisation(LlmModelSection()) is None  # unquantised by default: nothing is asked of the machine
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import fails as if not installed
+    with pytest.raises(
+        MedsiftError, match=r"needs the 'bitsandbytes' package \(pip install 'medsift\[qlora\]'\)"
+    ):
+        load_base(cfg)  # refused before the tokenizer or any weight is loaded
+    monkeypatch.setitem(sys.modules, "bitsandbytes", types.ModuleType("bitsandbytes"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(MedsiftError, match="needs a CUDA GPU"):
+        load_base(cfg)
+
+
+def test_qlora_config_where_it_can_run(monkeypatch):
+    import sys
+    import types
+
+    import torch
+
+    from medsift.llm.config import LlmModelSection
+    from medsift.llm.modeling import _quantisation
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", types.ModuleType("bitsandbytes"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    four = _quantisation(LlmModelSection(load_in_4bit=True))
+    assert four.load_in_4bit and four.bnb_4bit_quant_type == "nf4"
+    assert four.bnb_4bit_compute_dtype == torch.bfloat16
+    assert _quantisation(LlmModelSection(load_in_8bit=True)).load_in_8bit
+
+
+def test_adapter_folder_must_hold_safetensors(tmp_path):
+    from medsift.llm.modeling import check_adapter
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    with pytest.raises(MedsiftError, match=r"adapter_config\.json missing"):
+        check_adapter(adapter)
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.bin").write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(MedsiftError, match=r"refusing the pickled adapter_model\.bin") as err:
+        check_adapter(adapter)
+    assert err.value.file == str(adapter)
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
+    check_adapter(adapter)  # safetensors present: accepted (the .bin is never read)
+
+
+def test_repair_line_counts_every_kind():
+    from medsift.cli.run import repair_line
+
+    report = {
+        "outputs": 8,
+        "outputs_repaired": 2,
+        "repair_share": 0.25,
+        "counts": {"token_mismatch": 1, "format": 3},
+    }
+    assert repair_line(report, False) == (
+        "free decoding: 2 of 8 outputs needed repair (25%); repairs: format 3, token_mismatch 1"
+    )
+    clean = {"outputs": 3, "outputs_repaired": 0, "repair_share": 0.0, "counts": {}}
+    assert (
+        repair_line(clean, True) == "constrained decoding: 0 of 3 outputs needed repair (0%); repairs: none"
+    )
+
+
+def test_ade_llm_data_section_mirrors_the_encoder_split_keys():
+    from medsift.ade.config import AdeDataSection
+    from medsift.llm.config import AdeLlmDataSection
+
+    llm, enc = AdeLlmDataSection(), AdeDataSection(train=["x.csv"])
+    for key in (
+        "dev",
+        "calib",
+        "val_fraction",
+        "calib_fraction",
+        "split_seed",
+        "normalize",
+        "max_train_rows",
+    ):
+        assert getattr(llm, key) == getattr(enc, key), key
+    for name in ("ade-qwen-lora", "ade-smollm2-lora-cpu"):
+        config = load_config(name)
+        partner = load_config("ade-xlmr-large-dnt" if "qwen" in name else "ade-e5-small-cpu")
+        for key in ("train", "val_fraction", "calib_fraction", "split_seed", "max_train_rows"):
+            assert getattr(config.data, key) == getattr(partner.data, key), (name, key)
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_config({"task": "ade", "method": "llm", "data": {"seed": 1}})
+
+
+def test_shipped_cpu_llm_and_encoder_configs_carve_the_same_rows():
+    """ade-smollm2-lora-cpu can join an ensemble with ade-e5-small-cpu: same val and calib rows."""
+    from medsift.ade.data import load_splits as encoder_splits
+    from medsift.llm.train import load_splits as llm_splits
+
+    ours, theirs = (
+        llm_splits(load_config("ade-smollm2-lora-cpu")),
+        encoder_splits(load_config("ade-e5-small-cpu")),
+    )
+    for name in ("train", "val", "calib"):
+        assert sorted(getattr(ours, name)["uid"]) == sorted(getattr(theirs, name)["uid"]), name
+    assert len(ours.calib) > 0 and not set(ours.train["uid"]) & set(ours.calib["uid"])

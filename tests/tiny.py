@@ -161,19 +161,22 @@ def _build_tokenizer(kind: str):
         return _train_unigram()
     if kind == "bytelevel":
         return _train_bytelevel_bpe()
-    raise ValueError(f"unknown tokenizer kind {kind!r} (wordpiece, unigram, bytelevel)")
+    if kind == "sentencepiece":
+        return _train_sentencepiece_bpe()
+    raise ValueError(f"unknown tokenizer kind {kind!r} (wordpiece, unigram, bytelevel, sentencepiece)")
 
 
 def tiny_tokenizer_dir(kind: str = "wordpiece", root: Path | None = None) -> Path:
     """A trained tiny tokenizer folder.
 
-    ``"wordpiece"`` (BERT-style), ``"unigram"`` (XLM-R style) or ``"bytelevel"`` (ChatML byte-level BPE
-    with a chat template, as used by :func:`tiny_causal_lm_dir`).
+    ``"wordpiece"`` (BERT-style), ``"unigram"`` (XLM-R style), ``"bytelevel"`` (ChatML byte-level BPE
+    with a chat template, as used by :func:`tiny_causal_lm_dir`) or ``"sentencepiece"`` (Llama-2 style:
+    ``▁`` for spaces, BPE with ``<0xNN>`` byte fallback, ChatML template).
     """
 
     def build(out: Path) -> None:
         tok, special_map = _build_tokenizer(kind)
-        if kind == "bytelevel":
+        if kind in ("bytelevel", "sentencepiece"):
             _save_chat_tokenizer(tok, out)
         else:
             _save_tokenizer(tok, special_map, out)
@@ -275,6 +278,35 @@ def _train_bytelevel_bpe():
     return tok, {}
 
 
+def _train_sentencepiece_bpe():
+    """A Llama-2-style vocabulary: ``▁`` marks spaces and characters outside it fall back to ``<0xNN>``."""
+    import json
+
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    specials = ["<unk>", "<s>", "<|endoftext|>"]
+    metaspace = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    draft = Tokenizer(models.BPE(unk_token="<unk>"))
+    draft.pre_tokenizer = metaspace
+    draft.train_from_iterator(
+        _corpus() + ["user assistant system"] * 5,
+        trainers.BpeTrainer(vocab_size=600, min_frequency=2, special_tokens=specials),
+    )
+    trained = json.loads(draft.to_str())["model"]
+    # the 256 byte tokens are ordinary vocabulary entries (as in Llama-2), right after the specials
+    vocab = {t: i for i, t in enumerate([*specials, *(f"<0x{b:02X}>" for b in range(256))])}
+    for token, _ in sorted(trained["vocab"].items(), key=lambda kv: kv[1]):
+        vocab.setdefault(token, len(vocab))
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.pre_tokenizer = metaspace
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tok.add_special_tokens([AddedToken(t, special=True) for t in [*specials, "<|im_start|>", "<|im_end|>"]])
+    return tok, {}
+
+
 def _save_chat_tokenizer(tok, out: Path) -> None:
     from transformers import PreTrainedTokenizerFast
 
@@ -315,15 +347,19 @@ def _causal_config(arch: str, vocab_size: int, eos: int, pad: int):
     raise ValueError(f"unknown causal arch {arch!r} (qwen2, qwen3, llama)")
 
 
-def tiny_causal_lm_dir(arch: str = "qwen3", root: Path | None = None) -> Path:
-    """A random tiny causal LM folder (qwen2 / qwen3 / llama) with a ChatML byte-level BPE tokenizer."""
+def tiny_causal_lm_dir(arch: str = "qwen3", root: Path | None = None, tokenizer: str = "bytelevel") -> Path:
+    """A random tiny causal LM folder (qwen2 / qwen3 / llama) with a ChatML tokenizer.
+
+    ``tokenizer``: ``"bytelevel"`` (byte-level BPE, shared by every arch so they tokenize identically) or
+    ``"sentencepiece"`` (Llama-2 style with byte fallback).
+    """
+    kind = tokenizer
 
     def build(out: Path) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-        # One shared tokenizer so every causal arch tokenizes identically.
-        tokenizer = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir("bytelevel", root)))
+        tokenizer = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir(kind, root)))
         pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
         im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         config = _causal_config(arch, len(tokenizer), pad, pad)
@@ -336,4 +372,4 @@ def tiny_causal_lm_dir(arch: str = "qwen3", root: Path | None = None) -> Path:
         model.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
 
-    return _cached(("causal", arch), root, build)
+    return _cached(("causal", arch) if kind == "bytelevel" else ("causal", arch, kind), root, build)

@@ -47,6 +47,16 @@ def call_with_options(func, *args: Any, **options: Any) -> Any:
     return func(*args, **given)
 
 
+def repair_line(repairs: dict[str, Any], constrained: bool | None = None) -> str:
+    """One line for the span parser's repair report: outputs repaired, then the count of each repair kind."""
+    mode = "" if constrained is None else ("constrained" if constrained else "free") + " decoding: "
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(repairs.get("counts", {}).items())) or "none"
+    return (
+        f"{mode}{repairs['outputs_repaired']} of {repairs['outputs']} outputs needed repair "
+        f"({repairs['repair_share']:.0%}); repairs: {kinds}"
+    )
+
+
 def _print_scores(result: dict[str, Any]) -> None:
     from rich.console import Console
 
@@ -135,7 +145,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         spans_json: Annotated[
             Path | None,
-            typer.Option(help="Impacts: also write spans as JSON (character offsets for raw text)."),
+            typer.Option(
+                help="Impacts: also write spans as JSON (taggers: character offsets for raw text; LLM runs: "
+                "each post's raw answers, tags and the parser's repair report)."
+            ),
         ] = None,
         backend: Annotated[
             str | None, typer.Option(help="ADE: torch (default) or onnx (after medsift export).")
@@ -143,6 +156,17 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[
             str | None,
             typer.Option(help="ADE: local (streaming, default) or ray (INPUT and -o are folders of shards)."),
+        ] = None,
+        decoding: Annotated[
+            str | None,
+            typer.Option(
+                help="Impact LLM runs: constrained or free decoding, overriding the run's decoding.constrained "
+                "(free is the papers' baseline)."
+            ),
+        ] = None,
+        batch_size: Annotated[
+            int | None,
+            typer.Option(help="Impact taggers and LLM runs: posts (LLM: prompts) per batch.", min=1),
         ] = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print scores as JSON (labelled input).")
@@ -167,9 +191,13 @@ def register(app: typer.Typer) -> None:
             spans_json=spans_json,
             backend=backend,
             engine=engine,
+            decoding=decoding,
+            batch_size=batch_size,
             quiet=quiet or None,
         )
         typer.echo(f"wrote {output} ({result.get('rows', '?')} rows)", err=True)
+        if result.get("repairs"):
+            typer.echo(repair_line(result["repairs"], result.get("constrained")), err=True)
         if result.get("scores"):
             if as_json:
                 typer.echo(json.dumps(result["scores"], indent=2, default=float))

@@ -52,6 +52,8 @@ class PromptSection(StrictModel):
 
 
 class LlmDataSection(StrictModel):
+    """Impact spans: the train files and a validation share (checkpoints are chosen on its loss)."""
+
     train: list[str] = Field(default_factory=list)
     dev: str | None = None
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
@@ -59,6 +61,32 @@ class LlmDataSection(StrictModel):
     max_val_rows: int | None = None
     seed: int = 42
     normalize: bool = True
+
+
+class AdeLlmDataSection(StrictModel):
+    """ADE: the encoder runs' split keys and defaults, carved by ``medsift.ade.data.load_splits``.
+
+    With the same files and keys as an encoder run, an LLM run scores the same val and calib rows, so the two
+    can join one ensemble, and the LLM never trains on the rows that tune the ensemble's thresholds.
+    """
+
+    train: list[str] = Field(
+        default_factory=list, description="Training files, merged (empty only for zero-shot runs)."
+    )
+    dev: str | None = Field(None, description="Checkpoint-selection file; carved from train when absent.")
+    calib: str | None = Field(None, description="Calibration/threshold file; carved from train when absent.")
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    calib_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Rows kept for thresholds/calibration only (never trained on)."
+    )
+    split_seed: int = 13
+    normalize: bool = True
+    oversample_positives: float = Field(
+        1.0, ge=1.0, description="Each training positive appears this many times."
+    )
+    max_train_rows: int | None = Field(
+        None, ge=10, description="Stratified subsample of the training files (before the split)."
+    )
 
 
 class DecodingSection(StrictModel):
@@ -74,7 +102,6 @@ class _LlmBase(StrictModel):
     model: LlmModelSection = Field(default_factory=LlmModelSection)
     lora: LoraSection = Field(default_factory=LoraSection)
     prompt: PromptSection = Field(default_factory=PromptSection)
-    data: LlmDataSection = Field(default_factory=LlmDataSection)
     training: TrainingSection = Field(
         default_factory=lambda: TrainingSection(
             learning_rate=5e-5, per_device_train_batch_size=4, num_train_epochs=1
@@ -84,12 +111,19 @@ class _LlmBase(StrictModel):
     output_dir: str = "runs/llm"
     decoding: DecodingSection = Field(default_factory=DecodingSection)
 
+    @model_validator(mode="after")
+    def _unique_seeds(self) -> _LlmBase:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be one or more distinct integers, got {self.seeds}")
+        return self
+
 
 @register_schema("ade", "llm")
 class AdeLlmConfig(_LlmBase):
     """ADE: the model answers ``1`` or ``0``; its confidence is read from the first answer position."""
 
     task: Literal["ade"] = "ade"
+    data: AdeLlmDataSection = Field(default_factory=AdeLlmDataSection)
 
 
 @register_schema("impacts", "llm")
@@ -97,6 +131,12 @@ class ImpactsLlmConfig(_LlmBase):
     """Impact spans: the model lists ``<Index> : <Token> : <Label>`` lines or ``None``."""
 
     task: Literal["impacts"] = "impacts"
+    data: LlmDataSection = Field(default_factory=LlmDataSection)
+
+
+def is_zero_shot(config) -> bool:
+    """No training steps: the run uses the base model as it is (no adapter is written or loaded)."""
+    return config.training.num_train_epochs == 0 and config.training.max_steps <= 0
 
 
 def labels_from_tags(tag_lists) -> list[str]:

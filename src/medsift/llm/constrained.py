@@ -163,18 +163,35 @@ def _byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars, strict=True)}
 
 
+def _is_byte_level(tokenizer, pieces: list[str | None], decoder: dict[str, int]) -> bool:
+    """Whether the vocabulary is written in the GPT-2 byte alphabet (byte-level BPE).
+
+    A fast tokenizer says so itself (a ``ByteLevel`` decoder); otherwise (slow tokenizers) most pieces must
+    be spelled in that alphabet. SentencePiece-style vocabularies (``▁`` for spaces, ``<0xNN>`` byte
+    fallback) have neither.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        import json
+
+        spec = json.loads(backend.to_str()).get("decoder") or {}
+        kinds = [d.get("type") for d in spec.get("decoders", [spec])] if isinstance(spec, dict) else []
+        return "ByteLevel" in kinds
+    return sum(all(ch in decoder for ch in p) for p in pieces if p) > 0.95 * len(pieces)
+
+
 def token_byte_strings(tokenizer) -> list[bytes]:
     """The raw bytes each vocabulary id stands for (byte-level BPE, or SentencePiece with byte fallback)."""
     pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     decoder = _byte_decoder()
-    byte_level = sum(all(ch in decoder for ch in p) for p in pieces if p) > 0.95 * len(pieces)
+    byte_level = _is_byte_level(tokenizer, pieces, decoder)
     out = []
     for piece in pieces:
         if piece is None:
             out.append(b"")
         elif byte_level and all(ch in decoder for ch in piece):
             out.append(bytes(decoder[ch] for ch in piece))
-        elif piece.startswith("<0x") and piece.endswith(">") and len(piece) == 6:
+        elif not byte_level and len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
             out.append(bytes([int(piece[3:5], 16)]))
         else:
             out.append(piece.replace("▁", " ").encode())

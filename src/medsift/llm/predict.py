@@ -23,26 +23,56 @@ def _progress(total: int, quiet: bool, what: str):
 
 
 def _model_for(config, seed_dir: Path):
+    """(model, tokenizer, template) of one seed: the base model plus its adapter (none for zero-shot runs)."""
+    from medsift.llm.config import is_zero_shot
     from medsift.llm.modeling import load_with_adapter
     from medsift.llm.prompts import resolve_template
 
     began = time.perf_counter()
-    model, tokenizer = load_with_adapter(config.model, seed_dir / "adapter")
+    adapter = None if is_zero_shot(config) else seed_dir / "adapter"
+    model, tokenizer = load_with_adapter(config.model, adapter)
     _LOAD_SECONDS[0] += time.perf_counter() - began
     return model, tokenizer, resolve_template(tokenizer, config.model.chat_template)
 
 
 def ade_probabilities(
-    config, seed_dir: Path, texts: list[str], *, batch_size: int = 8, quiet: bool = True
+    config, seed_dir: Path, texts: list[str], *, batch_size: int = 8, quiet: bool = True, loaded=None
 ) -> np.ndarray:
-    """P(ADE) per text from one seed's model (first-token confidence)."""
+    """P(ADE) per text from one seed's model (first-token confidence); ``loaded`` reuses a loaded model."""
     from medsift.llm.data import ade_prompt
     from medsift.llm.scoring import first_token_probabilities
 
-    model, tokenizer, template = _model_for(config, seed_dir)
+    model, tokenizer, template = loaded or _model_for(config, seed_dir)
     prompts = [ade_prompt(tokenizer, template, t, config.prompt, config.model.max_length) for t in texts]
     with _progress(len(prompts), quiet, "ADE") as bar:
-        return first_token_probabilities(model, tokenizer, prompts, batch_size=batch_size, progress=bar)
+        p = first_token_probabilities(model, tokenizer, prompts, batch_size=batch_size, progress=bar)
+    if len(p) != len(texts):  # every post gets exactly one probability, or the run fails
+        raise MedsiftError(f"internal error: {len(p)} probabilities for {len(texts)} posts", file=seed_dir)
+    return p
+
+
+def ade_frame_probabilities(
+    config, seed_dir: Path, frames: dict[str, pd.DataFrame], *, batch_size: int = 8, quiet: bool = True
+) -> dict[str, pd.DataFrame]:
+    """Probability frames (the encoder runs' columns) for labelled ADE frames; the model loads once."""
+    from medsift.ade.data import model_texts
+
+    loaded = _model_for(config, seed_dir)
+    out = {}
+    for name, frame in frames.items():
+        texts = model_texts(frame, config.data.normalize)
+        p = ade_probabilities(config, seed_dir, texts, batch_size=batch_size, quiet=quiet, loaded=loaded)
+        out[name] = pd.DataFrame(
+            {
+                "id": frame["id"].to_numpy(),
+                "language": frame["language"].to_numpy(),
+                "label": frame["label"].astype(int).to_numpy(),
+                "p_ade": p,
+                "uid": frame["uid"].to_numpy(),
+                "source": frame["source"].to_numpy(),
+            }
+        )
+    return out
 
 
 def impact_tags(
@@ -74,28 +104,21 @@ def evaluate_frame(
     if config.task == "ade":
         from medsift.scoring import score_ade
 
-        p = ade_probabilities(config, seed_dir, list(frame["text"]), quiet=quiet)
-        outputs = pd.DataFrame(
-            {
-                "id": frame["id"].astype(str),
-                "language": frame["language"],
-                "p_ade": p,
-                "label": frame["label"].astype(int),
-            }
+        outputs = ade_frame_probabilities(config, seed_dir, {"rows": frame}, quiet=quiet)["rows"]
+        pred = pd.DataFrame(
+            {"id": outputs["id"], "predicted_label": (outputs["p_ade"] >= THRESHOLD).astype(int)}
         )
-        pred = pd.DataFrame({"id": outputs["id"], "predicted_label": (p >= THRESHOLD).astype(int)})
-        return score_ade(frame.assign(id=frame["id"].astype(str)), pred).to_dict(), outputs
-    from medsift.scoring import relaxed_scores, strict_scores
-
+        return score_ade(outputs[["id", "language", "label"]], pred).to_dict(), outputs
     use = config.decoding.constrained if constrained is None else constrained
     tags, report, _ = impact_tags(config, seed_dir, list(frame["tokens"]), constrained=use, quiet=quiet)
-    gold = list(frame["ner_tags"])
-    scores = {
-        "strict": strict_scores(gold, tags).overall,
-        "relaxed": relaxed_scores(gold, tags).overall,
-        "repairs": report.to_dict(),
-    }
-    return scores, tags
+    return {**_span_scores(list(frame["ner_tags"]), tags), "repairs": report.to_dict()}, tags
+
+
+def _span_scores(gold, tags) -> dict:
+    """Strict and relaxed scores in the impact taggers' shape (``ImpactScores.to_dict``)."""
+    from medsift.scoring.impacts import ImpactScores, relaxed_scores, strict_scores
+
+    return ImpactScores(strict_scores(gold, tags), relaxed_scores(gold, tags), len(gold)).to_dict()
 
 
 def _load_run(run_dir: Path):
@@ -111,6 +134,9 @@ def _load_run(run_dir: Path):
     )
 
 
+DECODINGS = ("constrained", "free")
+
+
 def predict_file(
     run_dir: Path,
     input_path: Path,
@@ -119,42 +145,60 @@ def predict_file(
     probabilities: Path | None = None,
     spans_json: Path | None = None,
     batch_size: int = 8,
-    constrained: bool | None = None,
+    decoding: str | None = None,
     quiet: bool = False,
 ) -> dict:
-    """Predict ``input_path`` with an LLM run; writes the submission (and optional extras), returns a summary."""
+    """Predict ``input_path`` with an LLM run; writes the submission (and optional extras), returns a summary.
+
+    ``decoding`` (impact runs): ``"constrained"`` or ``"free"`` overrides the run's ``decoding.constrained``,
+    so one trained run gives both the constrained result and the free-decoding baseline.
+    """
     run_dir, input_path, output = Path(run_dir), Path(input_path), Path(output)
     manifest, config = _load_run(run_dir)
+    if decoding is not None and decoding not in DECODINGS:
+        raise MedsiftError(f"unknown decoding {decoding!r}; choose constrained or free")
+    if batch_size < 1:
+        raise MedsiftError(f"batch size must be at least 1, got {batch_size}")
     seed_dirs = [run_dir / f"seed-{s}" for s in manifest.seeds]
     started = time.perf_counter()
     _LOAD_SECONDS[0] = 0.0
     if config.task == "ade":
+        if decoding is not None:
+            raise MedsiftError("--decoding applies to impact-span LLM runs; ADE runs read the first token")
         return _predict_ade(config, seed_dirs, input_path, output, probabilities, batch_size, quiet, started)
+    if probabilities is not None:
+        raise MedsiftError("--probabilities applies to ADE runs; impact runs can write --spans-json")
+    constrained = config.decoding.constrained if decoding is None else decoding == "constrained"
     return _predict_impacts(
         config, seed_dirs[0], input_path, output, spans_json, batch_size, constrained, quiet, started
     )
 
 
 def _predict_ade(config, seed_dirs, input_path, output, probabilities, batch_size, quiet, started) -> dict:
+    from medsift.ade.data import model_texts
     from medsift.io import read_ade_any, write_ade_submission, write_probabilities
-    from medsift.preprocess import normalize_text
 
     frame = read_ade_any(input_path)
-    texts = [normalize_text(t) for t in frame["text"]] if config.data.normalize else list(frame["text"])
+    texts = model_texts(frame, config.data.normalize)
     members = {
         d.name.replace("-", ""): ade_probabilities(config, d, texts, batch_size=batch_size, quiet=quiet)
         for d in seed_dirs
     }
     p = np.mean(list(members.values()), axis=0)
     labels = (p >= THRESHOLD).astype(int)
+    ids = frame["id"].astype(str)
+    if len(labels) != len(frame) or ids.nunique() != len(frame):  # checked before anything is written
+        raise MedsiftError(
+            f"internal error: {len(labels)} predictions for {len(frame)} rows ({ids.nunique()} distinct ids)",
+            file=input_path,
+        )
     write_ade_submission(output, list(frame["id"]), labels)
-    out = pd.DataFrame({"id": frame["id"].astype(str), "language": frame["language"], "p_ade": p})
+    out = pd.DataFrame({"id": ids, "language": frame["language"], "p_ade": p})
     labelled = frame["label"].notna().all()
     if labelled:
         out["label"] = frame["label"].astype(int)
-    if len(members) > 1:
-        for name, values in members.items():
-            out[f"p_ade__{name}"] = values
+    for name, values in members.items():  # per-seed columns, as in the run's own probability files
+        out[f"p_ade__{name}"] = values
     if probabilities is not None:
         write_probabilities(probabilities, out)
     summary = {
@@ -177,10 +221,10 @@ def _predict_impacts(
     from medsift.io import read_impacts, write_impacts_submission
 
     frame = read_impacts(input_path)
-    use = config.decoding.constrained if constrained is None else constrained
     tags, report, raw = impact_tags(
-        config, seed_dir, list(frame["tokens"]), constrained=use, batch_size=batch_size, quiet=quiet
+        config, seed_dir, list(frame["tokens"]), constrained=constrained, batch_size=batch_size, quiet=quiet
     )
+    _check_one_per_row(frame, tags, input_path)
     write_impacts_submission(output, list(frame["ID"]), tags, token_lists=list(frame["tokens"]))
     if spans_json is not None:
         from medsift.io.atomic import atomic_write_text
@@ -195,17 +239,22 @@ def _predict_impacts(
     summary = {
         "task": "impacts",
         "rows": len(frame),
-        "constrained": use,
+        "constrained": constrained,
         "repairs": report.to_dict(),
         "posts_per_second": len(frame) / max(time.perf_counter() - started - _LOAD_SECONDS[0], 1e-9),
         "load_seconds": _LOAD_SECONDS[0],
     }
     if frame["ner_tags"].notna().all():
-        from medsift.scoring import relaxed_scores, strict_scores
-
-        gold = list(frame["ner_tags"])
-        summary["scores"] = {
-            "strict": strict_scores(gold, tags).overall,
-            "relaxed": relaxed_scores(gold, tags).overall,
-        }
+        summary["scores"] = _span_scores(list(frame["ner_tags"]), tags)
     return summary
+
+
+def _check_one_per_row(frame: pd.DataFrame, tags: list[list[str]], input_path: Path) -> None:
+    """Exactly one tag list per input row and one tag per input token, checked before anything is written."""
+    if len(tags) != len(frame):
+        raise MedsiftError(f"internal error: {len(tags)} tag lists for {len(frame)} rows", file=input_path)
+    for row, (tokens, row_tags) in enumerate(zip(frame["tokens"], tags, strict=True), start=1):
+        if len(tokens) != len(row_tags):
+            raise MedsiftError(
+                f"internal error: {len(row_tags)} tags for {len(tokens)} tokens", file=input_path, row=row
+            )

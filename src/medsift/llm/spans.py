@@ -8,7 +8,7 @@ import torch
 
 from medsift.llm.chunks import join_chunks, plan_chunks
 from medsift.llm.constrained import Grammar, SpanGrammarProcessor, VocabTrie, end_token_ids
-from medsift.llm.data import span_fits, span_prompt
+from medsift.llm.data import check_span_budget, span_fits, span_prompt
 from medsift.llm.parse import RepairReport, parse_spans
 from medsift.llm.scoring import left_padded
 
@@ -78,6 +78,7 @@ def tag_posts(
     progress=None,
 ) -> tuple[list[list[str]], RepairReport, list[list[str]]]:
     """(one tag per token for each post, the summed repair report, the raw answer of every chunk)."""
+    check_span_budget(tokenizer, template, prompt_cfg, max_length, decoding.max_new_tokens)
     fits = span_fits(tokenizer, template, prompt_cfg, max_length, decoding.max_new_tokens)
     jobs = [
         (p, s, e)

@@ -14,60 +14,57 @@ from medsift.training import mark_seed_done, remove_checkpoints, seed_is_done, t
 KINDS = {"ade": "ade-llm", "impacts": "impacts-llm"}
 
 
-def _read(task: str, path: Path) -> pd.DataFrame:
-    if task == "ade":
-        from medsift.io import read_ade_any
-
-        return read_ade_any(path, labelled=True)
+def _read_impacts(path: Path) -> pd.DataFrame:
     from medsift.io import read_impacts
 
     return read_impacts(path, labelled=True)
 
 
-def load_splits(config) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
-    """(train, validation, data files): validation is ``data.dev`` or a stratified share of the train files."""
-    from medsift.preprocess import normalize_text, stratified_split
+def load_splits(config):
+    """The run's rows as ``medsift.ade.data.AdeSplits`` (train, val, calib, data files).
 
-    paths = [resolve_data_path(p) for p in config.data.train]
-    if not paths:
+    ADE: exactly the encoder runs' split (``medsift.ade.data.load_splits``: same keys, defaults and
+    ``split_seed``), so an LLM run scores the same val and calib rows as encoder runs on the same files and
+    never trains on their calib rows. Impact spans: ``data.dev`` or a random share of the posts; no calib.
+    """
+    from medsift.ade.data import AdeSplits
+
+    if not config.data.train:
         raise MedsiftError("data.train lists no files")
-    frame = pd.concat([_read(config.task, p) for p in paths], ignore_index=True)
-    if config.data.dev:
-        dev_path = resolve_data_path(config.data.dev)
-        train, val = frame, _read(config.task, dev_path)
-        paths.append(dev_path)
-    elif config.data.val_fraction > 0:
-        if config.task == "ade":
-            parts = stratified_split(
-                frame,
-                {"train": 1 - config.data.val_fraction, "val": config.data.val_fraction},
-                seed=config.data.seed,
-            )
-            train, val = parts["train"], parts["val"]
-        else:
-            shuffled = frame.sample(frac=1.0, random_state=config.data.seed)
-            cut = max(1, round(len(shuffled) * config.data.val_fraction))
-            train, val = shuffled.iloc[cut:], shuffled.iloc[:cut]
+    if config.task == "ade":
+        from medsift.ade.data import load_splits as ade_splits
+
+        return ade_splits(config)
+    data = config.data
+    paths = [resolve_data_path(p) for p in data.train]
+    frame = pd.concat([_read_impacts(p) for p in paths], ignore_index=True)
+    if data.dev:
+        paths.append(resolve_data_path(data.dev))
+        train, val = frame, _read_impacts(paths[-1])
+    elif data.val_fraction > 0:
+        shuffled = frame.sample(frac=1.0, random_state=data.seed)
+        cut = max(1, round(len(shuffled) * data.val_fraction))
+        train, val = shuffled.iloc[cut:], shuffled.iloc[:cut]
     else:
         train, val = frame, frame.iloc[:0]
-    if config.data.max_train_rows:
-        train = train.sample(n=min(len(train), config.data.max_train_rows), random_state=config.data.seed)
-    if config.data.max_val_rows:
-        val = val.iloc[: config.data.max_val_rows]
-    if config.task == "ade" and config.data.normalize:
-        train = train.assign(text=train["text"].map(normalize_text))
-        val = val.assign(text=val["text"].map(normalize_text))
-    return train.reset_index(drop=True), val.reset_index(drop=True), paths
+    if data.max_train_rows:
+        train = train.sample(n=min(len(train), data.max_train_rows), random_state=data.seed)
+    if data.max_val_rows:
+        val = val.iloc[: data.max_val_rows]
+    return AdeSplits(train.reset_index(drop=True), val.reset_index(drop=True), frame.iloc[:0], paths)
 
 
-def _examples(config, tokenizer, template: str, frame: pd.DataFrame) -> list[dict]:
+def _examples(config, tokenizer, template: str, frame: pd.DataFrame) -> tuple[list[dict], int]:
+    """(training examples, how many had to be cut to fit ``model.max_length``)."""
     from medsift.llm import data
 
     if config.task == "ade":
+        from medsift.ade.data import model_texts
+
         return data.ade_examples(
             tokenizer,
             template,
-            list(frame["text"]),
+            model_texts(frame, config.data.normalize),
             list(frame["label"].astype(int)),
             config.prompt,
             config.model.max_length,
@@ -79,12 +76,8 @@ def _examples(config, tokenizer, template: str, frame: pd.DataFrame) -> list[dic
         list(frame["ner_tags"]),
         config.prompt,
         config.model.max_length,
-        config.decoding.chunk_tokens,
+        config.decoding,
     )
-
-
-def _is_zero_shot(config) -> bool:
-    return config.training.num_train_epochs == 0 and config.training.max_steps <= 0
 
 
 def _fit(config, seed: int, seed_dir: Path, train_frame, val_frame, quiet: bool) -> dict:
@@ -99,8 +92,8 @@ def _fit(config, seed: int, seed_dir: Path, train_frame, val_frame, quiet: bool)
     model, tokenizer = load_base(config.model)
     template = resolve_template(tokenizer, config.model.chat_template)
     model = add_lora(model, config.lora, config.model.load_in_4bit or config.model.load_in_8bit)
-    train_set = _examples(config, tokenizer, template, train_frame)
-    val_set = _examples(config, tokenizer, template, val_frame) if len(val_frame) else None
+    train_set, train_cut = _examples(config, tokenizer, template, train_frame)
+    val_set, val_cut = _examples(config, tokenizer, template, val_frame) if len(val_frame) else (None, 0)
     more = dict(
         disable_tqdm=quiet, greater_is_better=False, remove_unused_columns=False, save_only_model=False
     )
@@ -116,69 +109,99 @@ def _fit(config, seed: int, seed_dir: Path, train_frame, val_frame, quiet: bool)
         eval_dataset=val_set,
         data_collator=AnswerOnlyCollator(tokenizer.pad_token_id),
     )
+    if quiet:  # the library never prints: Trainer's log lines go with the progress bars
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     result = train_resumable(trainer, seed_dir / "checkpoints")
-    trainer.model.save_pretrained(str(seed_dir / "adapter"))
+    trainer.model.save_pretrained(str(seed_dir / "adapter"), safe_serialization=True)
     remove_checkpoints(seed_dir / "checkpoints")
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    return {"train_loss": result.training_loss, "logged_losses": losses, "steps": trainer.state.global_step}
+    return {
+        "train_loss": result.training_loss,
+        "logged_losses": losses,
+        "steps": trainer.state.global_step,
+        # the kept checkpoint's validation loss (the report reads "best", as for encoder runs)
+        "best": {"eval_loss": trainer.state.best_metric} if val_set is not None else {},
+        "examples": {"train": len(train_set), "val": len(val_set or [])},
+        # prompts that did not fit model.max_length even after chunking (their start was cut): should be 0
+        "truncated_examples": {"train": train_cut, "val": val_cut},
+    }
+
+
+def _evaluate_ade(config, seed_dir: Path, splits, quiet: bool) -> dict:
+    """Score the val and calib rows with the seed's model; writes ``<split>_probabilities.csv``."""
+    from medsift.io import write_probabilities
+    from medsift.llm.predict import THRESHOLD, ade_frame_probabilities
+    from medsift.scoring import score_ade
+
+    frames = {name: frame for name, frame in (("val", splits.val), ("calib", splits.calib)) if len(frame)}
+    outputs = ade_frame_probabilities(config, seed_dir, frames, quiet=quiet)
+    scores = {}
+    for name, out in outputs.items():
+        write_probabilities(seed_dir / f"{name}_probabilities.csv", out)
+        pred = pd.DataFrame({"id": out["id"], "predicted_label": (out["p_ade"] >= THRESHOLD).astype(int)})
+        scores[name] = score_ade(out[["id", "language", "label"]], pred).to_dict()
+    return scores
 
 
 def train(config, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
-    """Train (or, with zero epochs, just set up) an LLM run; returns the run directory."""
-    from medsift.llm.config import with_labels
+    """Train (or, with zero epochs, just set up) an LLM run; returns the run directory.
+
+    ADE runs write ``val_probabilities.csv`` and ``calib_probabilities.csv`` per seed and for the run (mean
+    of the seeds, ``p_ade__seed<N>`` columns), in the encoder runs' format, plus ``splits.csv``.
+    """
+    from medsift.llm.config import is_zero_shot, with_labels
     from medsift.llm.predict import evaluate_frame
 
     run_dir = Path(run_dir or config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    train_frame, val_frame, paths = load_splits(config)
+    splits = load_splits(config)
     if config.task == "impacts":
-        config = with_labels(config, list(train_frame["ner_tags"]))
+        config = with_labels(config, list(splits.train["ner_tags"]))
     save_resolved_config(run_dir, config)
-    members = []
+    extra: dict = {"model": config.model.name}
+    if config.task == "ade":
+        from medsift.io.atomic import atomic_write
+
+        with atomic_write(run_dir / "splits.csv") as fh:
+            splits.table().to_csv(fh, index=False)
+        extra["splits"] = {k: len(getattr(splits, k)) for k in ("train", "val", "calib")}
     for seed in config.seeds:
         seed_dir = run_dir / f"seed-{seed}"
         seed_dir.mkdir(exist_ok=True)
-        if seed_is_done(seed_dir):  # resumed run: keep the finished seed's validation outputs
-            if (seed_dir / "val_probabilities.csv").exists():
-                from medsift.io import read_probabilities
-
-                members.append((seed, read_probabilities(seed_dir / "val_probabilities.csv")))
+        if seed_is_done(seed_dir):  # resumed run: keep the finished seed and its probability files
             continue
+        train_rows = splits.train
+        if config.task == "ade":
+            from medsift.ade.data import training_rows
+
+            train_rows = training_rows(splits, config.data.oversample_positives, seed)
         summary = (
             {"zero_shot": True}
-            if _is_zero_shot(config)
-            else _fit(config, seed, seed_dir, train_frame, val_frame, quiet)
+            if is_zero_shot(config)
+            else _fit(config, seed, seed_dir, train_rows, splits.val, quiet)
         )
-        if len(val_frame):
-            metrics, outputs = evaluate_frame(config, seed_dir, val_frame, quiet=quiet)
-            summary["val"] = metrics
-            if config.task == "ade":
-                from medsift.io import write_probabilities
-
-                write_probabilities(seed_dir / "val_probabilities.csv", outputs)
-                members.append((seed, outputs))
+        if config.task == "ade":
+            summary.update(_evaluate_ade(config, seed_dir, splits, quiet))
+        elif len(splits.val):
+            summary["val"] = evaluate_frame(config, seed_dir, splits.val, quiet=quiet)[0]
         write_json(seed_dir / "metrics.json", summary)
         mark_seed_done(seed_dir, summary)
-    if members:
-        _write_val_ensemble(run_dir, members)
+    if config.task == "ade":
+        # the encoder runs' own averaging, so both kinds write the same run-level files
+        from medsift.ade.train import _average_seeds
+
+        for split_name in ("val", "calib"):
+            _average_seeds(run_dir, list(config.seeds), split_name)
     RunManifest(
         kind=KINDS[config.task],
         task=config.task,
         seeds=list(config.seeds),
-        data=hash_files(paths),
-        extra={"model": config.model.name},
+        data=hash_files(splits.files),
+        extra=extra,
     ).save(run_dir)
     return run_dir
-
-
-def _write_val_ensemble(run_dir: Path, members: list[tuple[int, pd.DataFrame]]) -> None:
-    from medsift.io import write_probabilities
-
-    frame = members[0][1][["id", "language", "label"]].copy()
-    for seed, outputs in members:
-        frame[f"p_ade__seed{seed}"] = outputs["p_ade"].to_numpy()
-    frame["p_ade"] = frame[[f"p_ade__seed{s}" for s, _ in members]].mean(axis=1)
-    write_probabilities(run_dir / "val_probabilities.csv", frame)
 
 
 def zero_shot_run(
