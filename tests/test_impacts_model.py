@@ -76,7 +76,7 @@ def _long_post(n: int = 60) -> list[str]:
     ],
 )
 def test_tagger_contract(request, tmp_path, arch, scheme, crf):
-    from medsift.impacts.predict import SpanTagger, predict_file
+    from medsift.impacts.predict import SpanTagger, predict_file, predict_posts
     from medsift.impacts.train import train
     from medsift.runs import RunManifest, read_json
 
@@ -104,6 +104,10 @@ def test_tagger_contract(request, tmp_path, arch, scheme, crf):
     b = SpanTagger.from_run(run_dir)
     assert b.tag(posts, batch_size=8) == a
     assert [b.tag([p], batch_size=1)[0] for p in posts] == a
+    # Neither the token budget nor the number of workers changes a tag.
+    model, tokenizer, meta_ = b.members[0]
+    for budget, workers in [(16, 2), (10_000, 3)]:
+        assert predict_posts(model, tokenizer, meta_, posts, batch_tokens=budget, workers=workers) == a
     assert [len(t) for t in a] == [len(p) for p in posts]
     # Voting a run with itself changes nothing.
     assert SpanTagger.from_runs([run_dir, run_dir]).tag(posts) == a

@@ -1,14 +1,14 @@
 """Fast, order-preserving inference for sequence classifiers.
 
 Inputs are sorted by length and cut into batches by a token budget (``batch_tokens`` = padded length x
-batch size), so short posts do not pay for long ones; every batch is padded only to its own longest input;
-the forward pass runs under ``torch.inference_mode``. Outputs come back in input order, one per post
-(windows of a long post are averaged).
+batch size, by default small on a CPU and large on a GPU), so short posts do not pay for long ones; every
+batch is padded only to its own longest input; the forward pass runs under ``torch.inference_mode``; on a
+CPU, one worker per core runs whole batches (see :mod:`medsift.engine.batching`). Outputs come back in input
+order, one per post (windows of a long post are averaged).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,48 +16,85 @@ import torch
 from tqdm.auto import tqdm
 
 from medsift.ade.encode import EncodedPosts
+from medsift.engine.batching import (
+    MAX_BATCH,
+    default_batch_tokens,
+    default_workers,
+    pad_batch,
+    run_batches,
+    token_budget_batches,
+    torch_device,
+    torch_threads,
+)
 
 
-def token_budget_batches(lengths: list[int], batch_tokens: int, max_batch: int) -> Iterator[list[int]]:
-    """Indices of inputs, longest first, grouped so that ``len(batch) * longest <= batch_tokens``."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batch: list[int] = []
-    for i in order:
-        longest = lengths[batch[0]] if batch else lengths[i]
-        if batch and ((len(batch) + 1) * longest > batch_tokens or len(batch) >= max_batch):
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
+def pool_windows(encoded: EncodedPosts, per_input: np.ndarray) -> np.ndarray:
+    """One value per post: the mean over the post's inputs (its windows, or its single input)."""
+    posts = np.array([f["post"] for f in encoded.features], dtype=np.int64)
+    sums = np.bincount(posts, weights=per_input, minlength=encoded.n_posts)
+    counts = np.bincount(posts, minlength=encoded.n_posts)
+    return sums / np.maximum(counts, 1)
 
 
-@torch.inference_mode()
+def score_batches(
+    encoded: EncodedPosts,
+    positive: Any,
+    *,
+    batch_tokens: int,
+    workers: int,
+    progress: bool,
+    desc: str = "scoring",
+    max_batch: int = MAX_BATCH,
+) -> np.ndarray:
+    """P(label 1) per post: ``positive(batch_of_feature_indices) -> (batch,) probabilities`` on every batch."""
+    features = encoded.features
+    lengths = [len(f["input_ids"]) for f in features]
+    per_input = np.zeros(len(features), dtype=np.float64)
+    batches = list(token_budget_batches(lengths, batch_tokens, max_batch))
+    with tqdm(total=len(features), disable=not progress, desc=desc, unit="input") as bar:
+        for batch, probs in zip(batches, run_batches(positive, batches, workers), strict=True):
+            per_input[batch] = probs
+            bar.update(len(batch))
+    return pool_windows(encoded, per_input)
+
+
 def positive_probabilities(
     model: Any,
     tokenizer: Any,
     encoded: EncodedPosts,
     *,
-    batch_tokens: int = 16384,
-    max_batch: int = 128,
+    batch_tokens: int | None = None,
+    workers: int | None = None,
+    max_batch: int = MAX_BATCH,
     progress: bool = False,
 ) -> np.ndarray:
     """P(label 1) per post, in input order; windows of one post are averaged."""
     model.eval()
-    device = next(model.parameters()).device
+    device = torch_device(model)
+    batch_tokens = batch_tokens or default_batch_tokens(device)
+    workers = workers or default_workers(device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     features = encoded.features
-    lengths = [len(f["input_ids"]) for f in features]
-    per_input = np.zeros(len(features), dtype=np.float64)
-    bar = tqdm(total=len(features), disable=not progress, desc="scoring", unit="input")
-    for batch in token_budget_batches(lengths, batch_tokens, max_batch):
-        padded = tokenizer.pad(
-            [{k: features[i][k] for k in ("input_ids", "attention_mask")} for i in batch], return_tensors="pt"
+
+    @torch.inference_mode()  # per call: inference mode is thread-local
+    def positive(batch: list[int]) -> np.ndarray:
+        ids, mask = pad_batch([features[i]["input_ids"] for i in batch], pad_id)
+        logits = model(
+            input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device)
+        ).logits  # (batch, 2)
+        return torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
+
+    # several workers each take one thread; one worker keeps the thread count it was given
+    threads = 1 if workers > 1 else torch.get_num_threads()
+    with torch_threads(threads):
+        return score_batches(
+            encoded,
+            positive,
+            batch_tokens=batch_tokens,
+            workers=workers,
+            progress=progress,
+            max_batch=max_batch,
         )
-        logits = model(**{k: v.to(device) for k, v in padded.items()}).logits  # (batch, 2)
-        per_input[batch] = torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
-        bar.update(len(batch))
-    bar.close()
-    posts = np.array([f["post"] for f in features])
-    sums = np.bincount(posts, weights=per_input, minlength=encoded.n_posts)
-    counts = np.bincount(posts, minlength=encoded.n_posts)
-    return sums / np.maximum(counts, 1)
+
+
+__all__ = ["pool_windows", "positive_probabilities", "score_batches", "token_budget_batches"]

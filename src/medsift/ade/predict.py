@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from medsift.ade.config import AdeConfig
-from medsift.ade.encode import encode_posts
+from medsift.ade.encode import EncodedPosts, encode_posts
 from medsift.ade.inference import positive_probabilities
 from medsift.config import parse_config, read_yaml
 from medsift.decision import ThresholdPolicy, threshold_groups
@@ -93,9 +93,11 @@ class AdeClassifier:
         languages: list[str] | None = None,
         *,
         progress: bool = False,
-        batch_tokens: int = 16384,
+        batch_tokens: int | None = None,
         ids: list[str] | None = None,
     ) -> AdePrediction:
+        """Mean probability over the run's seeds, cut with its thresholds (per language, or per scoring group
+        when ``ids`` are given: CADEC rows have their own). ``batch_tokens=None`` picks the device's default."""
         m = self.config.model
         if self.config.data.normalize:
             texts = [normalize_text(t) for t in texts]
@@ -107,17 +109,23 @@ class AdeClassifier:
             head_fraction=m.head_fraction,
             stride=m.window_stride,
         )
-        per_seed = {
+        per_seed = self._score_members(encoded, batch_tokens=batch_tokens, progress=progress)
+        p = np.mean(np.stack(list(per_seed.values())), axis=0) if per_seed and texts else np.zeros(len(texts))
+        languages = list(languages) if languages is not None else [""] * len(texts)
+        groups = threshold_groups(ids, languages) if ids is not None else languages
+        thresholds = self.policy.thresholds_for(groups)
+        return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, encoded.n_too_long)
+
+    def _score_members(
+        self, encoded: EncodedPosts, *, batch_tokens: int | None, progress: bool
+    ) -> dict[str, np.ndarray]:
+        """P(ADE) per post for every seed model (the backend's part of :meth:`predict`)."""
+        return {
             name: positive_probabilities(
                 model, self.tokenizer, encoded, batch_tokens=batch_tokens, progress=progress
             )
             for name, model in self.models.items()
         }
-        p = np.mean(np.stack(list(per_seed.values())), axis=0) if per_seed else np.zeros(len(texts))
-        languages = list(languages) if languages is not None else [""] * len(texts)
-        groups = threshold_groups(ids, languages) if ids is not None else languages
-        thresholds = self.policy.thresholds_for(groups)
-        return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, encoded.n_too_long)
 
 
 def prediction_frame(rows: pd.DataFrame, pred: AdePrediction) -> pd.DataFrame:
@@ -138,7 +146,7 @@ def predict_file(
     output: Path,
     *,
     probabilities: Path | None = None,
-    batch_tokens: int = 16384,
+    batch_tokens: int | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Write the official submission (and optionally the probability file); return scores if labelled."""

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from medsift.ade.encode import EncodedPosts, encode_posts
-from medsift.ade.inference import token_budget_batches
+from medsift.ade.inference import score_batches
+from medsift.ade.predict import AdeClassifier
+from medsift.engine.batching import CPU_BATCH_TOKENS, MAX_BATCH, available_cores, pad_batch
 from medsift.errors import MedsiftError
 from medsift.io.atomic import atomic_write_text
 from medsift.runs import RunManifest
@@ -77,34 +79,62 @@ def _export_graph(model: Any, example: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _quantize(src: Path, dst: Path) -> None:
+def cpu_has_vnni(cpuinfo: str | None = None) -> bool:
+    """Whether this x86 CPU multiplies u8 x s8 without 16-bit saturation (AVX512-VNNI, AVX-VNNI or AMX)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = next(
+        (line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), []
+    )
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
+
+
+def _quantize(src: Path, dst: Path) -> dict[str, Any]:
+    """Dynamic int8 quantisation of the linear layers; returns the choices made (for export.json)."""
+    import platform
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = dst.with_name(dst.name + ".tmp")
     # Only MatMul/Gemm: quantised embeddings and attention ops cost accuracy for little speed on CPU.
-    # Per-channel weights with reduce_range (7-bit) avoid the u8s8 saturation of AVX2 kernels: on the
-    # benchmark models this halved the drift from fp32 (MiniLM tagger max |dp| 0.24 -> 0.09) at equal speed.
+    # Per-channel weights keep the drift from fp32 small. x86 CPUs without VNNI multiply u8 x s8 pairs into
+    # 16 bits, which saturates: 7-bit weights (reduce_range) avoid it there (it moved some MiniLM tagger
+    # probabilities by 0.24 otherwise), and cost speed and precision on CPUs that have VNNI.
+    x86 = platform.machine().lower() in {"x86_64", "amd64", "i686", "x86"}
+    options = {"per_channel": True, "reduce_range": x86 and not cpu_has_vnni()}
+    tmp = dst.with_name(dst.name + ".tmp")
     quantize_dynamic(
-        str(src),
-        str(tmp),
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul", "Gemm"],
-        per_channel=True,
-        reduce_range=True,
+        str(src), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"], **options
     )
     os.replace(tmp, dst)
+    return options
 
 
 def session(path: Path, *, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session: all graph optimisations, intra-op threads = the cores we may use."""
+    """An ONNX Runtime CPU session with all graph optimisations and ``threads`` intra-op threads.
+
+    Spinning is off: a thread that busy-waits for work steals the core its neighbour (another worker, or
+    another tenant of the machine) needs; under load this tripled throughput here.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    options.intra_op_num_threads = max(1, threads or available)
-    options.inter_op_num_threads = 1  # one graph at a time; parallelism inside operators
+    options.intra_op_num_threads = max(1, threads or available_cores())
+    options.inter_op_num_threads = 1  # one graph at a time; parallelism inside operators or across workers
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def worker_sessions(path: Path, threads: int | None = None) -> tuple[Any, int]:
+    """One session shared by ``threads`` single-threaded workers: ``(session, workers)``.
+
+    ``InferenceSession.run`` is thread-safe and releases the GIL, so workers run batches side by side.
+    """
+    workers = max(1, threads or available_cores())
+    return session(path, threads=1), workers
 
 
 def onnx_positive_probabilities(
@@ -112,33 +142,29 @@ def onnx_positive_probabilities(
     pad_id: int,
     encoded: EncodedPosts,
     *,
-    batch_tokens: int = 16384,
-    max_batch: int = 128,
+    batch_tokens: int = CPU_BATCH_TOKENS,
+    workers: int = 1,
+    max_batch: int = MAX_BATCH,
     progress: bool = False,
 ) -> np.ndarray:
     """P(label 1) per post in input order: the torch path's batching, padding and window averaging."""
-    from tqdm.auto import tqdm
-
     features = encoded.features
-    lengths = [len(f["input_ids"]) for f in features]
-    per_input = np.zeros(len(features), dtype=np.float64)
-    bar = tqdm(total=len(features), disable=not progress, desc="scoring (onnx)", unit="input")
-    for batch in token_budget_batches(lengths, batch_tokens, max_batch):
-        width = max(lengths[i] for i in batch)
-        ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for row, i in enumerate(batch):
-            ids[row, : lengths[i]] = features[i]["input_ids"]
-            mask[row, : lengths[i]] = 1
+
+    def positive(batch: list[int]) -> np.ndarray:
+        ids, mask = pad_batch([features[i]["input_ids"] for i in batch], pad_id)
         logits = sess.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0].astype(np.float64)
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        per_input[batch] = shifted[:, 1] / shifted.sum(axis=1)
-        bar.update(len(batch))
-    bar.close()
-    posts = np.array([f["post"] for f in features], dtype=np.int64)
-    sums = np.bincount(posts, weights=per_input, minlength=encoded.n_posts)
-    counts = np.bincount(posts, minlength=encoded.n_posts)
-    return sums / np.maximum(counts, 1)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))  # (batch, 2)
+        return shifted[:, 1] / shifted.sum(axis=1)
+
+    return score_batches(
+        encoded,
+        positive,
+        batch_tokens=batch_tokens,
+        workers=workers,
+        progress=progress,
+        desc="scoring (onnx)",
+        max_batch=max_batch,
+    )
 
 
 def _verify(model: Any, tokenizer: Any, max_length: int, path: Path, tolerance: float) -> float:
@@ -191,7 +217,7 @@ def export_onnx(run_dir: str | Path, *, quantize: bool = False, quiet: bool = Fa
         report["max_abs_diff"]["fp32"] = _verify(model, tokenizer, max_length, out / FP32, FP32_TOLERANCE)
         written.append(out / FP32)
         if quantize:
-            _quantize(out / FP32, out / INT8)
+            report["int8"] = _quantize(out / FP32, out / INT8)
             report["max_abs_diff"]["int8"] = _verify(model, tokenizer, max_length, out / INT8, INT8_TOLERANCE)
             written.append(out / INT8)
         else:
@@ -200,17 +226,17 @@ def export_onnx(run_dir: str | Path, *, quantize: bool = False, quiet: bool = Fa
     return written
 
 
-class OnnxAdeClassifier:
-    """``AdeClassifier`` on ONNX Runtime: same encoding, batching, seed averaging and thresholds."""
+class OnnxAdeClassifier(AdeClassifier):
+    """``AdeClassifier`` on ONNX Runtime: same encoding, batching, seed averaging and thresholds.
 
-    def __init__(self, run_dir: Path, config: Any, sessions: dict[str, Any], tokenizer: Any, policy: Any):
-        self.run_dir, self.config, self.sessions, self.tokenizer, self.policy = (
-            run_dir,
-            config,
-            sessions,
-            tokenizer,
-            policy,
-        )
+    ``threads`` single-threaded workers (default: the cores this process may use) share each seed's session.
+    """
+
+    def __init__(
+        self, run_dir: Path, config: Any, sessions: dict[str, Any], tokenizer: Any, policy: Any, workers: int
+    ):
+        super().__init__(run_dir, config, {}, tokenizer, policy)
+        self.sessions, self.workers = sessions, workers
 
     @classmethod
     def from_run(
@@ -227,53 +253,30 @@ class OnnxAdeClassifier:
         seed_dirs = _seed_dirs(run_dir)
         if quantized is None:
             quantized = all((d / "onnx" / INT8).exists() for d in seed_dirs)
-        sessions = {}
+        sessions, workers = {}, 1
         for seed_dir in seed_dirs:
             path = seed_dir / "onnx" / (INT8 if quantized else FP32)
             if not path.exists():
                 hint = "medsift export RUN_DIR --quantize" if quantized else "medsift export RUN_DIR"
                 raise MedsiftError(f"no ONNX model; run `{hint}` first", file=path)
-            sessions[seed_dir.name.replace("-", "")] = session(path, threads=threads)
+            sessions[seed_dir.name.replace("-", "")], workers = worker_sessions(path, threads)
         config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
         tokenizer = AutoTokenizer.from_pretrained(seed_dirs[0] / "model")
         policy = ThresholdPolicy.from_dict(read_json(run_dir / "thresholds.json"))
-        return cls(run_dir, config, sessions, tokenizer, policy)
+        return cls(run_dir, config, sessions, tokenizer, policy, workers)
 
-    def predict(
-        self,
-        texts: list[str],
-        languages: list[str] | None = None,
-        *,
-        progress: bool = False,
-        batch_tokens: int = 16384,
-        ids: list[str] | None = None,
-    ) -> Any:
-        """Same contract as :meth:`medsift.ade.AdeClassifier.predict`."""
-        from medsift.ade.predict import AdePrediction
-        from medsift.preprocess import normalize_text
-
-        m = self.config.model
-        if self.config.data.normalize:
-            texts = [normalize_text(t) for t in texts]
-        encoded = encode_posts(
-            self.tokenizer,
-            list(texts),
-            max_length=m.max_length,
-            policy=m.long_posts,
-            head_fraction=m.head_fraction,
-            stride=m.window_stride,
-        )
-        pad_id = self.tokenizer.pad_token_id or 0
-        per_seed = {
+    def _score_members(
+        self, encoded: EncodedPosts, *, batch_tokens: int | None, progress: bool
+    ) -> dict[str, np.ndarray]:
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return {
             name: onnx_positive_probabilities(
-                sess, pad_id, encoded, batch_tokens=batch_tokens, progress=progress
+                sess,
+                pad_id,
+                encoded,
+                batch_tokens=batch_tokens or CPU_BATCH_TOKENS,
+                workers=self.workers,
+                progress=progress,
             )
             for name, sess in self.sessions.items()
         }
-        p = np.mean(np.stack(list(per_seed.values())), axis=0) if texts else np.zeros(0)
-        languages = list(languages) if languages is not None else [""] * len(texts)
-        from medsift.decision import threshold_groups
-
-        groups = threshold_groups(ids, languages) if ids is not None else languages
-        thresholds = self.policy.thresholds_for(groups)
-        return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, encoded.n_too_long)

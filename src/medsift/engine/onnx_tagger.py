@@ -12,7 +12,16 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from medsift.engine.onnx import FP32, FP32_TOLERANCE, INT8, INT8_TOLERANCE, _export_graph, _quantize, session
+from medsift.engine.onnx import (
+    FP32,
+    FP32_TOLERANCE,
+    INT8,
+    INT8_TOLERANCE,
+    _export_graph,
+    _quantize,
+    session,
+    worker_sessions,
+)
 from medsift.errors import MedsiftError
 from medsift.io.atomic import atomic_write_text
 from medsift.runs import RunManifest
@@ -27,10 +36,11 @@ PROBE_POSTS = [
 class OnnxTokenModel:
     """Duck-types the torch tagger for ``SpanTagger``: ``parameters()``, ``__call__`` -> ``.logits``, ``decode``."""
 
-    def __init__(self, sess: Any, decode: Any = None):
+    def __init__(self, sess: Any, decode: Any = None, workers: int = 1):
         import torch
 
         self.sess, self._decode, self._device_probe = sess, decode, torch.zeros(1)
+        self.workers = workers  # single-threaded workers sharing ``sess`` (see medsift.engine.batching)
 
     def parameters(self):
         yield self._device_probe  # inputs stay on the CPU
@@ -88,7 +98,7 @@ def export_tagger_onnx(run_dir: str | Path, *, quantize: bool = False, quiet: bo
         report: dict[str, Any] = {"opset": 18, "max_abs_diff": {}}
         targets = [(FP32, FP32_TOLERANCE)]
         if quantize:
-            _quantize(out / FP32, out / INT8)
+            report["int8"] = _quantize(out / FP32, out / INT8)
             targets.append((INT8, INT8_TOLERANCE))
         else:
             (out / INT8).unlink(missing_ok=True)
@@ -123,7 +133,8 @@ def onnx_span_tagger(
             raise MedsiftError("no ONNX model; run `medsift export RUN_DIR` first", file=path)
         model, tokenizer, meta = load_tagger(seed_dir / "model")
         decode = model.decode if meta.get("crf") else None  # the CRF is tiny: Viterbi stays in torch
-        members.append((OnnxTokenModel(session(path, threads=threads), decode), tokenizer, meta))
+        sess, workers = worker_sessions(path, threads)
+        members.append((OnnxTokenModel(sess, decode, workers), tokenizer, meta))
     return SpanTagger(members)
 
 

@@ -256,7 +256,7 @@ def predict_stream(
     backend: str = "torch",
     chunk_rows: int = 4096,
     probabilities: str | Path | None = None,
-    batch_tokens: int = 16384,
+    batch_tokens: int | None = None,
     quiet: bool = False,
     classifier: Any = None,
 ) -> dict[str, Any]:

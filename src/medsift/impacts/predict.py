@@ -13,7 +13,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+from tqdm.auto import tqdm
 
+from medsift.engine.batching import (
+    MAX_BATCH,
+    default_batch_tokens,
+    default_workers,
+    pad_batch,
+    run_batches,
+    token_budget_batches,
+    torch_device,
+    torch_threads,
+)
 from medsift.errors import MedsiftError
 from medsift.impacts.bio import to_bio, vote_tags, word_predictions
 from medsift.impacts.model import encode_windows, load_tagger, progress_bars
@@ -30,25 +41,24 @@ class Span(NamedTuple):
     text: str
 
 
-def _batch_tags(model: Any, tokenizer: Any, meta: dict, batch: list) -> list[list[str]]:
+def _batch_tags(model: Any, pad_id: int, meta: dict, batch: list) -> list[list[str]]:
     """Per-subword predicted tags for a batch of encoded windows (argmax, or Viterbi with a CRF)."""
     labels = meta["labels"]
-    padded = tokenizer.pad({"input_ids": [w.input_ids for w in batch]}, return_tensors="pt")
-    device = next(model.parameters()).device
-    input_ids = padded["input_ids"].to(device)
-    attention_mask = padded["attention_mask"].to(device)
-    with torch.inference_mode():
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    ids, mask = pad_batch([w.input_ids for w in batch], pad_id)
+    device = torch_device(model)
+    input_ids, attention_mask = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+    with torch.inference_mode():  # per call: inference mode is thread-local
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (batch, seq, labels)
+        if meta.get("crf"):
+            valid = torch.zeros(input_ids.shape, dtype=torch.bool)
+            for row, w in enumerate(batch):
+                valid[row, : len(w.word_ids)] = torch.tensor([wid is not None for wid in w.word_ids])
+            paths = model.decode(logits, valid.to(device))
     out: list[list[str]] = []
     if meta.get("crf"):
-        valid = torch.zeros(input_ids.shape, dtype=torch.bool, device=device)
-        for row, w in enumerate(batch):
-            for pos, wid in enumerate(w.word_ids):
-                valid[row, pos] = wid is not None
-        paths = model.decode(logits, valid)
         for w, path in zip(batch, paths, strict=True):
-            ids = iter(path)
-            out.append([labels[next(ids)] if wid is not None else "O" for wid in w.word_ids])
+            ids_iter = iter(path)
+            out.append([labels[next(ids_iter)] if wid is not None else "O" for wid in w.word_ids])
         return out
     best = logits.argmax(-1).tolist()
     for row, w in enumerate(batch):
@@ -57,23 +67,49 @@ def _batch_tags(model: Any, tokenizer: Any, meta: dict, batch: list) -> list[lis
 
 
 def predict_posts(
-    model: Any, tokenizer: Any, meta: dict, posts: list[list[str]], batch_size: int = 16
+    model: Any,
+    tokenizer: Any,
+    meta: dict,
+    posts: list[list[str]],
+    batch_size: int | None = None,
+    *,
+    batch_tokens: int | None = None,
+    workers: int | None = None,
+    progress: bool = False,
 ) -> list[list[str]]:
-    """BIO tags, one per word, for every post (pre-split words) with one tagger."""
+    """BIO tags, one per word, for every post (pre-split words) with one tagger.
+
+    Windows are batched by a token budget, longest first (``batch_size`` caps the windows per batch), and on
+    a CPU one worker per core runs whole batches (:mod:`medsift.engine.batching`); padding is masked, so the
+    batching never changes a tag.
+    """
     windows, counts = encode_windows(tokenizer, posts, meta["max_length"], meta["stride"])
-    # Similar lengths together: less padding, same results (padding is masked).
-    order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids))
+    device = torch_device(model)
+    batch_tokens = batch_tokens or default_batch_tokens(device)
+    workers = workers or getattr(model, "workers", None) or default_workers(device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    lengths = [len(w.input_ids) for w in windows]
+    batches = list(token_budget_batches(lengths, batch_tokens, batch_size or MAX_BATCH))
     window_tags: list[list[str | None] | None] = [None] * len(windows)
-    for lo in range(0, len(order), batch_size):
-        chunk = [windows[k] for k in order[lo : lo + batch_size]]
-        for k, sub in zip(
-            order[lo : lo + batch_size], _batch_tags(model, tokenizer, meta, chunk), strict=True
-        ):
-            w = windows[k]
-            n = w.window[1] - w.window[0]
-            window_tags[k] = word_predictions(
-                sub, w.word_ids, n, meta.get("word_strategy", "first"), missing=None
-            )
+
+    def tag_batch(batch: list[int]) -> list[list[str]]:
+        return _batch_tags(model, pad_id, meta, [windows[k] for k in batch])
+
+    with (
+        torch_threads(1 if workers > 1 else torch.get_num_threads()),
+        tqdm(total=len(windows), disable=not progress, desc="tagging", unit="window") as bar,
+    ):
+        for batch, subs in zip(batches, run_batches(tag_batch, batches, workers), strict=True):
+            for k, sub in zip(batch, subs, strict=True):
+                w = windows[k]
+                window_tags[k] = word_predictions(
+                    sub,
+                    w.word_ids,
+                    w.window[1] - w.window[0],
+                    meta.get("word_strategy", "first"),
+                    missing=None,
+                )
+            bar.update(len(batch))
     per_post: list[list[int]] = [[] for _ in posts]
     for k, w in enumerate(windows):
         per_post[w.post].append(k)
@@ -131,16 +167,23 @@ class SpanTagger:
     def labels(self) -> list[str]:
         return list(self.members[0][2]["labels"])
 
-    def tag(self, tokens_list: list[list[str]], batch_size: int = 16) -> list[list[str]]:
-        """BIO tags for pre-split posts: exactly one tag per input token."""
-        runs = [predict_posts(m, t, meta, tokens_list, batch_size) for m, t, meta in self.members]
+    def tag(
+        self, tokens_list: list[list[str]], batch_size: int | None = None, *, progress: bool = False
+    ) -> list[list[str]]:
+        """BIO tags for pre-split posts: exactly one tag per input token.
+
+        ``batch_size`` caps the windows per batch (default: the token budget alone decides)."""
+        runs = [
+            predict_posts(m, t, meta, tokens_list, batch_size, progress=progress)
+            for m, t, meta in self.members
+        ]
         tags = runs[0] if len(runs) == 1 else [vote_tags(list(col)) for col in zip(*runs, strict=True)]
         for words, post_tags in zip(tokens_list, tags, strict=True):
             if len(words) != len(post_tags):  # a broken invariant, not a user error
                 raise RuntimeError(f"tagger returned {len(post_tags)} tags for {len(words)} tokens")
         return tags
 
-    def tag_texts(self, texts: list[str], batch_size: int = 16) -> list[list[Span]]:
+    def tag_texts(self, texts: list[str], batch_size: int | None = None) -> list[list[Span]]:
         """Spans with character offsets in raw texts (split into words first)."""
         from medsift.scoring.impacts import spans_from_bio
 
@@ -210,7 +253,7 @@ def predict_file(
     output: Path,
     *,
     spans_json: Path | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     quiet: bool = False,
 ) -> dict:
     """Tag a file and write ``ID,predicted_ner_tags``; return counts, and strict/relaxed scores when labelled.
@@ -219,8 +262,8 @@ def predict_file(
     relaxed, as ``medsift score`` prints them) when the input carries gold ``ner_tags``.
 
     ``input_path``: the official CSV (``ID,tokens`` with optional ``ner_tags``), plain ``.txt`` (one post
-    per non-empty line; ID = line number) or ``.jsonl`` with ``text`` (and optional ``id``). ``quiet`` is
-    accepted for symmetry with training; prediction shows no progress bar.
+    per non-empty line; ID = line number) or ``.jsonl`` with ``text`` (and optional ``id``). A progress bar
+    counts windows (``quiet`` switches it off).
     """
     from medsift.io import write_impacts_submission
     from medsift.io.atomic import atomic_write_text
@@ -229,7 +272,7 @@ def predict_file(
     ids, tokens, gold, raw = _read_input(input_path)
     with progress_bars(not quiet):
         tagger = SpanTagger.from_run(run_dir)
-    tags = tagger.tag(tokens, batch_size=batch_size)
+    tags = tagger.tag(tokens, batch_size=batch_size, progress=not quiet)
     for row, (words, post_tags) in enumerate(zip(tokens, tags, strict=True), start=1):
         if len(words) != len(post_tags):
             raise MedsiftError(
