@@ -98,3 +98,27 @@ def test_tagger_onnx_export_gives_the_torch_tags(tiny_bert: Path, tmp_path: Path
     expected = SpanTagger.from_run(run).tag(posts)
     assert onnx_span_tagger(run, quantized=False, threads=1).tag(posts) == expected
     assert len(onnx_span_tagger(run, threads=1).tag(posts)[4]) == len(posts[4])  # int8: one tag per token
+
+
+@pytest.mark.slow  # trains a tiny tagger
+def test_predict_backend_onnx_for_a_tagger_and_a_tagger_ensemble(tiny_bert: Path, tmp_path: Path):
+    from medsift.cli import main
+    from medsift.impacts.train import train
+    from test_impacts_model import POSTS, _config, _write_csv
+
+    train_csv = _write_csv(tmp_path / "train.csv", POSTS * 3)
+    config = _config(tiny_bert, train_csv, "io", False, tmp_path / "run")
+    training = config.training.model_copy(update={"num_train_epochs": 1})
+    run = train(config.model_copy(update={"training": training}), quiet=True)
+    main(["ensemble", str(run), str(run), "--method", "hard", "-o", str(tmp_path / "ens")])
+    with pytest.raises(SystemExit) as missing:  # not exported yet: one clear error
+        main(["predict", str(run), str(train_csv), "-o", str(tmp_path / "x.csv"), "--backend", "onnx", "-q"])
+    assert missing.value.code == 2 and not (tmp_path / "x.csv").exists()
+    main(["export", str(run), "-q"])
+    for target in (run, tmp_path / "ens"):
+        outputs = {}
+        for backend in ("torch", "onnx"):
+            out = tmp_path / f"{target.name}-{backend}.csv"
+            main(["predict", str(target), str(train_csv), "-o", str(out), "--backend", backend, "-q"])
+            outputs[backend] = out.read_text()
+        assert outputs["onnx"] == outputs["torch"]  # fp32 ONNX: the same tags, row for row

@@ -13,7 +13,7 @@ from medsift.cli._quiet import silence_libraries
 def register(app: typer.Typer) -> None:
     @app.command()
     def export(
-        run_dir: Annotated[Path, typer.Argument(help="An ADE classifier run directory.")],
+        run_dir: Annotated[Path, typer.Argument(help="An ADE classifier or impact tagger run directory.")],
         quantize: Annotated[
             bool,
             typer.Option(help="Also write a dynamic int8 model (faster on CPU; used by --backend onnx)."),

@@ -151,7 +151,11 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         backend: Annotated[
-            str | None, typer.Option(help="ADE: torch (default) or onnx (after medsift export).")
+            str | None,
+            typer.Option(
+                help="ADE classifiers and impact taggers (and their ensembles): torch (default) or onnx "
+                "(after medsift export of each run)."
+            ),
         ] = None,
         engine: Annotated[
             str | None,

@@ -1,4 +1,4 @@
-"""Choose how an ADE run is executed: PyTorch (SDPA attention, inference mode) or ONNX Runtime."""
+"""Choose how a run is executed: PyTorch (SDPA attention, inference mode) or ONNX Runtime (after export)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,25 @@ def load_classifier(
 
         return OnnxAdeClassifier.from_run(run_dir, threads=threads)
     raise MedsiftError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+
+
+def load_span_tagger(run_dir: str | Path, *, backend: str = "torch", threads: int | None = None) -> Any:
+    """A :class:`medsift.impacts.predict.SpanTagger` for a tagger run or a tagger ensemble.
+
+    ``backend="onnx"`` needs ``medsift export`` of every member run; it picks int8 models when exported.
+    """
+    from medsift.impacts.predict import SpanTagger
+
+    if backend == "torch":
+        return SpanTagger.from_run(run_dir)
+    if backend != "onnx":
+        raise MedsiftError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    from medsift.engine.onnx_tagger import onnx_span_tagger
+    from medsift.runs import RunManifest
+
+    if RunManifest.load(run_dir).kind != "impacts-ensemble":
+        return onnx_span_tagger(run_dir, threads=threads)
+    from medsift.impacts.ensemble import member_runs
+
+    members = [m for run in member_runs(run_dir) for m in onnx_span_tagger(run, threads=threads).members]
+    return SpanTagger(members)

@@ -254,6 +254,7 @@ def predict_file(
     *,
     spans_json: Path | None = None,
     batch_size: int | None = None,
+    backend: str = "torch",
     quiet: bool = False,
 ) -> dict:
     """Tag a file and write ``ID,predicted_ner_tags``; return counts, and strict/relaxed scores when labelled.
@@ -263,15 +264,17 @@ def predict_file(
 
     ``input_path``: the official CSV (``ID,tokens`` with optional ``ner_tags``), plain ``.txt`` (one post
     per non-empty line; ID = line number) or ``.jsonl`` with ``text`` (and optional ``id``). A progress bar
-    counts windows (``quiet`` switches it off).
+    counts windows (``quiet`` switches it off). ``backend="onnx"`` runs the exported encoders on ONNX Runtime.
     """
     from medsift.io import write_impacts_submission
     from medsift.io.atomic import atomic_write_text
 
     input_path, output = Path(input_path), Path(output)
     ids, tokens, gold, raw = _read_input(input_path)
+    from medsift.engine.backends import load_span_tagger
+
     with progress_bars(not quiet):
-        tagger = SpanTagger.from_run(run_dir)
+        tagger = load_span_tagger(run_dir, backend=backend)
     tags = tagger.tag(tokens, batch_size=batch_size, progress=not quiet)
     for row, (words, post_tags) in enumerate(zip(tokens, tags, strict=True), start=1):
         if len(words) != len(post_tags):
