@@ -3,7 +3,9 @@
 Same fine-tuned offline tagger (the IO run of bench_impacts.py), same real Reddit posts from the official Task 7
 test file, same threads. The posts are limited to those that fit one model window, so that the pipeline (which
 would otherwise truncate) sees exactly the same text; medsift's windowing of longer posts is benchmarked in
-bench_impacts.py. Agreement is the share of tokens whose tag equals the torch tag.
+bench_impacts.py. Agreement is the share of tokens whose tag equals the torch tag. Accuracy: each medsift
+engine also tags the run's held-out posts (the labelled validation split of task7/train.csv that the run
+never trained on, rebuilt from its config, long posts windowed) and gets strict / relaxed F1 there.
 
     .venv/bin/python benchmarks/bench_tagger_throughput.py --run runs/bench-impacts/io
 """
@@ -65,12 +67,19 @@ def main() -> None:
     )
     args = ap.parse_args()
 
+    import os
+
     import torch
 
+    # Every contender gets the same cores: medsift's workers follow the affinity, torch's threads are set.
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
     torch.set_num_threads(args.threads)
+    from medsift.config import parse_config, read_yaml
     from medsift.engine.onnx import export_onnx
     from medsift.engine.onnx_tagger import onnx_span_tagger
-    from medsift.impacts.predict import SpanTagger
+    from medsift.impacts.predict import SpanTagger, score_tags
+    from medsift.impacts.train import load_data
     from medsift.runs import RunManifest
 
     posts = load_posts(args.test, args.n, args.max_words)
@@ -94,31 +103,36 @@ def main() -> None:
             outputs[name], secs = timed(engines[name], posts)
             seconds[name] += secs
     torch_tags = outputs["medsift torch"]
+    config = parse_config(read_yaml(args.run / "config.yaml"), source=args.run / "config.yaml")
+    dev_tokens, dev_tags = load_data(config)["dev"]
     rows = []
     for name in names:
         if name.startswith("transformers"):
-            rows.append((name, seconds[name], None))
+            rows.append((name, seconds[name], None, ""))
             continue
         same = sum(
             a == b for x, y in zip(outputs[name], torch_tags, strict=True) for a, b in zip(x, y, strict=True)
         )
-        rows.append((name, seconds[name], same / words))
+        scores = score_tags(dev_tags, engines[name](dev_tokens))
+        f1 = f"{scores['strict']['overall']['f1']:.4f} / {scores['relaxed']['overall']['f1']:.4f}"
+        rows.append((name, seconds[name], same / words, f1))
     pipe_s = rows[0][1]
     words_timed = words * args.repeat
     table = "\n".join(
-        f"| {name} | {words_timed / s:,.0f} | {pipe_s / s:.2f}x | {'' if agree is None else f'{agree:.4f}'} |"
-        for name, s, agree in rows
+        f"| {name} | {words_timed / s:,.0f} | {pipe_s / s:.2f}x | {'' if agree is None else f'{agree:.4f}'} | {f1} |"
+        for name, s, agree, f1 in rows
     )
     body = f"""Machine: {describe_machine()}; {args.threads} threads for every contender.
 Run: `{args.run}` (MiniLM tagger, IO scheme, from bench_impacts.py); {len(posts)} real posts of the official Task 7
 test file with at most {args.max_words} words ({words:,} tokens), so every engine sees every token; each engine
 is warmed up, then the engines take turns for {args.repeat} rounds of one pass each ({words_timed:,} tokens).
+F1: strict / relaxed on the run's {len(dev_tokens)} held-out posts of `task7/train.csv` (never trained on).
 
-| engine | tokens/s | speed-up vs pipeline | tags equal to torch |
-| --- | ---: | ---: | ---: |
+| engine | tokens/s | speed-up vs pipeline | tags equal to torch | held-out F1 (strict / relaxed) |
+| --- | ---: | ---: | ---: | ---: |
 {table}
 
-Reproduce: `.venv/bin/python benchmarks/bench_tagger_throughput.py --run {args.run} --repeat {args.repeat}`
+Reproduce: `.venv/bin/python benchmarks/bench_tagger_throughput.py --run {args.run} --repeat {args.repeat} --threads {args.threads}`
 """
     append_section("Tagger throughput (tokens per second)", body)
     print(body)

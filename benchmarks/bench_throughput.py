@@ -3,8 +3,9 @@
 Compares, in one process and on the same posts and threads: ``transformers.pipeline("text-classification")``
 at its best batch size, medsift's torch backend (length-sorted token-budget batches, inference mode, SDPA),
 and the ONNX Runtime backend in fp32 and dynamic int8. Only the run's first seed is used everywhere, so every
-contender runs the same single model. Reports posts/s and positive-class F1 against the gold labels, and
-writes a section into docs/benchmarks.md with the machine.
+contender runs the same single model. The posts are sampled from the Task 1 files minus the rows the run was
+trained, validated or calibrated on (``--exclude``, the pool file bench_ade.py writes), so the positive-class
+F1 against the gold labels is held-out. Writes a section into docs/benchmarks.md with the machine.
 
     python benchmarks/bench_throughput.py --run runs/bench-ade --n 5000 --threads 2
 """
@@ -23,10 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import append_section, describe_machine
 
 
-def load_posts(data_dir: Path, n: int, seed: int):
+def load_posts(data_dir: Path, n: int, seed: int, exclude: Path | None = None):
+    """``n`` labelled posts sampled from every Task 1 file, leaving out the ids (uids) listed in ``exclude``."""
+    import pandas as pd
+
     from medsift.io import read_ade_files
 
     rows = read_ade_files(sorted(data_dir.glob("*.csv")), labelled=True)
+    if exclude is not None and exclude.exists():
+        seen = set(pd.read_csv(exclude, dtype=str, keep_default_na=False)["id"])
+        rows = rows[~rows["uid"].isin(seen)]
     return rows.sample(n=min(n, len(rows)), random_state=seed).reset_index(drop=True)
 
 
@@ -81,18 +88,30 @@ def main() -> None:
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     ap.add_argument("--probe", type=int, default=300, help="posts used to pick the pipeline's batch size")
     ap.add_argument("--chunks", type=int, default=10, help="turns the contenders take over the posts")
+    ap.add_argument(
+        "--exclude",
+        type=Path,
+        default=Path("runs/bench-ade/data/pool.csv"),
+        help="rows the run trained on (their id column holds uids), left out of the sample",
+    )
     ap.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args()
 
+    import os
+
     import torch
+
+    # Every contender gets the same cores: medsift's workers follow the affinity, torch's threads are set.
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
 
     from medsift.ade import AdeClassifier
     from medsift.engine.onnx import FP32, INT8, OnnxAdeClassifier, export_onnx
     from medsift.runs import RunManifest
 
     torch.set_num_threads(args.threads)
-    rows = load_posts(args.data_dir, args.n, args.seed)
+    rows = load_posts(args.data_dir, args.n, args.seed, args.exclude)
     texts, langs, gold = (
         rows["text"].tolist(),
         rows["language"].tolist(),
@@ -144,7 +163,7 @@ def main() -> None:
     lines = [
         f"Machine: {describe_machine()}; {args.threads} threads for every contender.",
         f"Run: `{args.run}` (seed {seed}, max_length {max_length}); {len(texts)} real posts from "
-        f"`{args.data_dir}` (sampled with seed {args.seed}); the contenders take turns on {args.chunks} chunks of the posts "
+        f"`{args.data_dir}` (sampled with seed {args.seed}, none of them trained on); the contenders take turns on {args.chunks} chunks of the posts "
         "(rotating order, after a warm-up), so load from other tenants of the host falls on all of them.",
         "",
         "| engine | posts/s | speed-up vs pipeline | positive-class F1 |",
