@@ -1,8 +1,10 @@
-"""The HTTP service on a tiny ADE run: every endpoint, the 413/422 refusals, and micro-batching."""
+"""The HTTP service on tiny trained runs: every endpoint, every malformed-request class (413/422, never a
+500, input never echoed), odd-but-valid posts (one result per text, in order), and micro-batching."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +43,12 @@ def test_health_model_and_openapi(client, ade_run: Path):
     assert client.get("/health").json() == {"status": "ok", "kind": "ade-classifier"}
     info = client.get("/v1/model").json()
     assert info["manifest"]["kind"] == "ade-classifier" and info["manifest"]["seeds"] == [7]
-    assert info["limits"] == {"max_batch": 4, "max_chars": 200, "max_wait_ms": 20}
+    assert info["limits"] == {
+        "max_batch": 4,
+        "max_chars": 200,
+        "max_wait_ms": 20,
+        "max_body_bytes": 4 * (12 * 200 + 64) + 65536,
+    }
     assert "thresholds" in info
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/ade", "/v1/impacts", "/health", "/v1/model"} <= set(paths)
@@ -85,6 +92,119 @@ def test_malformed_json_and_wrong_endpoint(client):
     assert response.status_code == 422
     response = client.post("/v1/impacts", json={"texts": ["a"]})
     assert response.status_code == 404 and "POST /v1/ade" in response.json()["detail"]
+
+
+JSON = {"content-type": "application/json"}
+
+
+def _post_raw(client, path: str, body: bytes, headers: dict | None = None):
+    return client.post(path, content=body, headers=JSON if headers is None else headers)
+
+
+def _detail_text(response) -> str:
+    """The answer decoded strictly (it must be valid UTF-8 JSON) and its messages joined."""
+    body = json.loads(response.content.decode("utf-8"))
+    detail = body["detail"]
+    return detail if isinstance(detail, str) else " | ".join(d["msg"] for d in detail)
+
+
+# A lone surrogate escape is valid JSON but no UTF-8 text: pydantic refuses it, and FastAPI's own 422
+# handler then failed to encode the echoed input (a 500). Raw bytes: json= would refuse to encode them.
+UNICODE = "not valid Unicode"
+SURROGATES = {
+    "text": (rb'{"texts": ["\ud800"]}', UNICODE),
+    "second text": (rb'{"texts": ["fine", "a\udfffb"]}', UNICODE),
+    "encoded surrogate bytes": (b'{"texts": ["\xed\xa0\x80"]}', UNICODE),
+    "language": (rb'{"texts": ["fine"], "languages": ["\ud800"]}', UNICODE),  # /v1/impacts: unknown field
+    "field name": (rb'{"texts": ["fine"], "\ud800": 1}', UNICODE),
+    "top-level string": (rb'"\ud800"', "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("path", ["/v1/ade", "/v1/impacts"])
+@pytest.mark.parametrize("case", sorted(SURROGATES))
+def test_lone_surrogate_is_a_clean_422(client, path, case):
+    body, expected = SURROGATES[case]
+    response = _post_raw(client, path, body)
+    assert response.status_code == 422, response.text
+    message = _detail_text(response)  # decodes strictly: the answer itself is valid UTF-8
+    if case == "language" and path == "/v1/impacts":
+        expected = "Extra inputs are not permitted"
+    assert expected in message
+    assert all(set(d) == {"type", "loc", "msg"} for d in response.json()["detail"])  # no input echoed
+
+
+# Bodies that are not JSON at all: every one a 422 whose message says why (FastAPI alone: 400 or 500).
+UNPARSEABLE = {
+    "syntax": (b"{not json", "body is not valid JSON: Expecting property name"),
+    "truncated": (b'{"texts": ["a"', "body is not valid JSON"),
+    "invalid UTF-8": (b'{"texts": ["caf\xe9"]}', "body is not valid UTF-8 (byte 0xe9 at offset 15)"),
+    "deep nesting": (b"[" * 30_000 + b"]" * 30_000, "nested too deeply"),
+    "deep nesting in a field": (b'{"texts": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "nested too deeply"),
+    "5000-digit number": (b'{"texts": [' + b"1" * 5000 + b"]}", "4300 digits"),
+    "empty body": (b"", "Field required"),
+    "JSON list": (b'["a"]', "must be a JSON object"),
+    "JSON null": (b"null", "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNPARSEABLE))
+def test_unparseable_body_is_a_422_that_says_why(client, case):
+    body, message = UNPARSEABLE[case]
+    response = _post_raw(client, "/v1/ade", body)
+    assert response.status_code == 422, response.text
+    assert message in _detail_text(response)
+
+
+def test_wrong_content_type_is_a_422_naming_the_content_type(client):
+    for headers in ({"content-type": "text/plain"}, {}):
+        response = _post_raw(client, "/v1/ade", b'{"texts": ["a"]}', headers)
+        assert response.status_code == 422
+        assert "content-type: application/json" in _detail_text(response)
+    response = _post_raw(client, "/v1/ade", b"caf\xe9", {"content-type": "text/plain"})
+    assert response.status_code == 422  # raw non-UTF-8 bytes are not echoed either
+
+
+def test_too_many_posts_is_refused_before_any_post_is_validated(client):
+    """Five invalid posts (numbers) with max_batch=4: 413, not 422, so nothing was validated."""
+    for path, key in (("/v1/ade", "texts"), ("/v1/impacts", "texts"), ("/v1/impacts", "tokens")):
+        response = client.post(path, json={key: [42] * 5})
+        assert response.status_code == 413
+        assert response.json()["detail"] == "5 posts in one request; the limit is 4 (split the request)"
+    # on /v1/ade a `tokens` list is an unknown field, not a post count
+    assert client.post("/v1/ade", json={"tokens": [["a"]] * 5}).status_code == 422
+
+
+def test_body_larger_than_any_valid_request_is_refused_unread(client):
+    limit = client.get("/v1/model").json()["limits"]["max_body_bytes"]
+    for body in ({"texts": ["a" * 1_000_000]}, {"texts": ["a"] * 100_000}):
+        response = client.post("/v1/ade", json=body)
+        assert response.status_code == 413 and response.text == "Content Too Large"
+    # just under the limit and within max_chars: read and answered normally
+    padded = json.dumps({"texts": ["fine"]}).encode() + b" " * (limit - 100)
+    assert _post_raw(client, "/v1/ade", padded).status_code == 200
+
+
+def test_a_refused_text_is_never_echoed(client):
+    response = client.post("/v1/ade", json={"texts": ["secret " * 40]})
+    assert response.status_code == 422 and "secret" not in response.text
+    assert "at most 200 characters" in _detail_text(response)
+
+
+def test_validation_detail_is_encodable_and_drops_the_input():
+    from medsift.serve.errors import validation_detail
+
+    detail = validation_detail(
+        [
+            {"type": "extra_forbidden", "loc": ("body", "\ud800"), "msg": "Extra inputs", "input": "\udfff"},
+            {"type": "too_long", "loc": ("body", "texts", 0), "msg": "at most 2", "ctx": {"max_length": 2}},
+        ]
+    )
+    assert detail == [
+        {"type": "extra_forbidden", "loc": ["body", "\\ud800"], "msg": "Extra inputs"},
+        {"type": "too_long", "loc": ["body", "texts", 0], "msg": "at most 2"},
+    ]
+    json.dumps(detail, ensure_ascii=False).encode("utf-8")  # never raises
 
 
 def test_concurrent_requests_share_model_calls(app):
