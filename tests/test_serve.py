@@ -273,3 +273,93 @@ def test_impacts_endpoint_answers_texts_and_token_lists(tagger_run: Path):
         assert client.post("/v1/impacts", json={"texts": ["a", "b", "c"]}).status_code == 413
         assert client.post("/v1/ade", json={"texts": ["a"]}).status_code == 404
         assert client.get("/v1/model").json()["manifest"]["kind"] == "impacts-tagger"
+
+
+# --- odd but valid posts: answered, one result per text, in order ------------------------------------
+
+ODD_POSTS = {
+    "rtl": "این دارو باعث سردرد شد",
+    "rtl_marks": "\u202bתרופה\u202c mixed RTL with LTR marks \u200f",
+    "mixed_scripts": "Took أسبرين and got a headache 头痛 too",
+    "emoji_only": "😵‍💫💊🤢",
+    "control": "bell\x07 escape\x1b[0m line\u2028sep\x7f",
+    "nul": "before\x00after",
+    "nul_only": "\x00",
+    "bom": "\ufeffI felt dizzy",
+    "zero_width_only": "\u200b",
+    "combining": "e\u0301\u0301\u0301 zalgo",
+    "multiline": 'multi\nline\r\npost with "quotes", commas',
+}
+ODD_TEXTS = list(ODD_POSTS.values())
+ODD_TOKENS = [["😵‍💫", "\x00", "\u202b", "أسبرين", "\ufeff", "\u200b", " ", "头痛"], ["e\u0301"], ["\x07"]]
+
+
+@pytest.fixture(scope="module")
+def odd_client(ade_run: Path):
+    """Room for every odd post in one request and for a 1 MB post."""
+    from fastapi.testclient import TestClient
+
+    from medsift.serve import create_app
+
+    with TestClient(create_app(ade_run, max_batch=16, max_chars=1_000_000)) as c:
+        yield c
+
+
+def test_odd_but_valid_posts_get_one_result_each_in_order(odd_client, ade_run: Path):
+    from medsift.ade import AdeClassifier
+
+    expected = AdeClassifier.from_run(ade_run, device="cpu").predict(ODD_TEXTS).p_ade
+    for body in (
+        json.dumps({"texts": ODD_TEXTS}).encode(),  # \\uXXXX escapes (what json.dumps writes)
+        json.dumps({"texts": ODD_TEXTS}, ensure_ascii=False).encode("utf-8"),  # raw UTF-8
+        b"\xef\xbb\xbf" + json.dumps({"texts": ODD_TEXTS}).encode(),  # a BOM before the body
+    ):
+        response = _post_raw(odd_client, "/v1/ade", body)
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert len(results) == len(ODD_TEXTS)
+        np.testing.assert_allclose([r["p_ade"] for r in results], expected, atol=1e-5)
+    reverse = odd_client.post("/v1/ade", json={"texts": ODD_TEXTS[::-1]}).json()["results"]
+    np.testing.assert_allclose([r["p_ade"] for r in reverse], expected[::-1], atol=1e-5)
+    for text, p in zip(ODD_TEXTS, expected, strict=True):  # alone, each post gets the same answer
+        alone = odd_client.post("/v1/ade", json={"texts": [text]}).json()["results"]
+        assert len(alone) == 1 and alone[0]["p_ade"] == pytest.approx(p, abs=1e-5)
+
+
+def test_one_megabyte_post_follows_the_limits(client, odd_client):
+    big = ("I took 20mg and felt dizzy, nauseous; " * 30_000)[:1_000_000]
+    response = odd_client.post("/v1/ade", json={"texts": [big, "fine"]})  # max_chars 1,000,000: scored
+    assert response.status_code == 200 and len(response.json()["results"]) == 2
+    too_long = odd_client.post("/v1/ade", json={"texts": [big + "x"]})
+    assert too_long.status_code == 422 and "at most 1000000 characters" in _detail_text(too_long)
+    assert big[:50] not in too_long.text
+    assert client.post("/v1/ade", json={"texts": [big]}).status_code == 413  # max_chars 200: body too large
+    assert client.post("/v1/ade", json={"texts": [big[:201]]}).status_code == 422
+    assert client.post("/v1/ade", json={"texts": [big[:200]]}).status_code == 200
+
+
+@pytest.mark.slow  # uses the tiny tagger run
+def test_impacts_odd_but_valid_posts_one_result_each_in_order(tagger_run: Path):
+    from fastapi.testclient import TestClient
+
+    from medsift.impacts.predict import SpanTagger
+    from medsift.serve import create_app
+
+    tagger = SpanTagger.from_run(tagger_run)
+    with TestClient(create_app(tagger_run, max_batch=16, max_chars=1_000_000)) as client:
+        body = client.post("/v1/impacts", json={"texts": ODD_TEXTS}).json()
+        assert body["unit"] == "char" and len(body["results"]) == len(ODD_TEXTS)
+        expected = tagger.tag_texts(ODD_TEXTS)
+        for text, result, spans in zip(ODD_TEXTS, body["results"], expected, strict=True):
+            got = [(s["label"], s["start"], s["end"], s["text"]) for s in result["spans"]]
+            assert got == [tuple(s) for s in spans]
+            assert all(text[a:b] == t for _, a, b, t in got)
+        body = client.post("/v1/impacts", json={"tokens": ODD_TOKENS}).json()
+        assert body["unit"] == "token"
+        assert [r["tags"] for r in body["results"]] == tagger.tag(ODD_TOKENS)
+        assert [len(r["tags"]) for r in body["results"]] == [len(t) for t in ODD_TOKENS]
+        big = ("I overdosed and lost my job. " * 40_000)[:1_000_000]
+        response = client.post("/v1/impacts", json={"texts": ["fine", big]})
+        assert response.status_code == 200 and len(response.json()["results"]) == 2
+        for path in ("/v1/impacts", "/v1/ade"):  # the body is validated before the run kind is checked
+            assert client.post(path, content=rb'{"texts": ["\ud800"]}', headers=JSON).status_code == 422
