@@ -34,6 +34,21 @@ def read_text(path: str | Path) -> str:
     return text
 
 
+def read_posts(path: str | Path) -> tuple[list[int], list[str]]:
+    """One post per non-blank line of a plain-text file: (1-based line numbers, posts).
+
+    Only ``\\n`` (or CRLF) ends a line, so a post holding U+2028 or \\x1c stays one post (``splitlines``
+    would cut it). A file without a single post is an error naming the file.
+    """
+    path = Path(path)
+    numbered = [(n, line) for n, line in enumerate(lines(read_text(path)), start=1) if line.strip()]
+    if not numbered:
+        raise MedsiftError(
+            "no posts: the file is empty or has only blank lines; expected one post per line", file=path
+        )
+    return [n for n, _ in numbered], [line for _, line in numbered]
+
+
 def lines(text: str) -> list[str]:
     """Split on newlines only (``str.splitlines`` also splits on U+2028, U+0085 and \\x1c-\\x1e); CRLF accepted."""
     parts = text.split("\n")
