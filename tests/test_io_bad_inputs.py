@@ -75,6 +75,8 @@ CASES = {
     "conll_bad_tag.txt": (read_conll, 5, ["'X-Foo'"]),
     "texts_bad_json.jsonl": (read_texts, 2, ["invalid JSON"]),
     "texts_no_text.jsonl": (read_texts, 3, ["no 'text' field", "body"]),
+    "texts_surrogate.jsonl": (read_texts, 2, ["lone surrogate", "UTF-8"]),
+    "impacts_surrogate_token.csv": (read_impacts, 1, ["tokens holds a lone surrogate"]),
 }
 
 

@@ -87,6 +87,7 @@ IMPACTS_BAD_GOLD = {
     "impacts_malformed_list.csv": 1,
     "impacts_not_strings.csv": 1,
     "impacts_unknown_tag.csv": 1,
+    "impacts_surrogate_token.csv": 1,
     "ade_empty.csv": None,
 }
 IMPACTS_BAD_PRED = {
@@ -123,6 +124,7 @@ IMPACTS_BAD_INPUT = {
     "crlf_bad_label.csv": None,  # an ADE file: no tokens column
     "texts_bad_json.jsonl": 2,
     "texts_no_text.jsonl": 3,
+    "texts_surrogate.jsonl": 2,
     "posts_invalid_utf8.txt": 2,
     "posts_nul.txt": 2,
     "posts_empty.txt": None,
@@ -138,7 +140,7 @@ TAG_BAD = {
 # Read by no command (no command takes CoNLL): covered reader-level in test_io_bad_inputs.py only.
 READER_ONLY = {"conll_bad_tag.txt", "conll_missing_tag.txt"}
 # `predict` with an ADE ensemble run reads the same files as with a classifier run.
-JSONL_BAD = {"texts_bad_json.jsonl": 2, "texts_no_text.jsonl": 3}
+JSONL_BAD = {"texts_bad_json.jsonl": 2, "texts_no_text.jsonl": 3, "texts_surrogate.jsonl": 2}
 
 
 @pytest.fixture(scope="session")
