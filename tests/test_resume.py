@@ -238,7 +238,8 @@ def test_kill_during_second_seed_then_resume(tiny_bert: Path, train_csv: Path, r
     assert step is not None  # of two checkpoint folders at least the older one is complete
     resumed = _train(cfg)
     print(
-        f"\n[timing] killed after {killed_after:.1f} s (seed {second}, 2nd checkpoint); resumed in {resumed:.1f} s"
+        f"\n[timing] killed after {killed_after:.1f} s (seed {second}, 2nd checkpoint); resumed from step "
+        f"{step} in {resumed:.1f} s"
     )
     # the finished seed was not trained again
     assert (run / f"seed-{first}" / "metrics.json").stat().st_mtime_ns == done_before

@@ -52,6 +52,8 @@ def test_health_model_and_openapi(client, ade_run: Path):
     assert "thresholds" in info
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/ade", "/v1/impacts", "/health", "/v1/model"} <= set(paths)
+    for path in ("/v1/ade", "/v1/impacts"):  # the refusals are documented
+        assert {"200", "413", "422"} <= set(paths[path]["post"]["responses"])
     assert client.get("/docs").status_code == 200
 
 
