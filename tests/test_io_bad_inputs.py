@@ -14,6 +14,7 @@ from medsift.io import (
     read_conll,
     read_impacts,
     read_impacts_submission,
+    read_posts,
     read_probabilities,
     read_texts,
 )
@@ -57,10 +58,25 @@ CASES = {
     "submission_missing_column.csv": (read_ade_submission, None, ["missing column", "predicted_label"]),
     "probabilities_out_of_range.csv": (read_probabilities, 2, ["p_ade is '1.2'", "[0, 1]"]),
     "probabilities_nan.csv": (read_probabilities, 2, ["p_ade is 'nan'"]),
+    "probabilities_not_a_number.csv": (
+        read_probabilities,
+        2,
+        ["p_ade is 'high'", "a number between 0 and 1"],
+    ),
+    "probabilities_duplicate_id.csv": (read_probabilities, 3, ["duplicate id 'en_1'", "rows 1 and 3"]),
+    "probabilities_header_only.csv": (read_probabilities, None, ["no data rows"]),
+    "probabilities_missing_column.csv": (
+        read_probabilities,
+        None,
+        ["missing column", "p_ade", "'probability'"],
+    ),
+    "probabilities_label_yes.csv": (read_probabilities, 2, ["label is 'yes'"]),
     "conll_missing_tag.txt": (read_conll, 4, ["TOKEN<TAB>TAG", "'then'"]),
     "conll_bad_tag.txt": (read_conll, 5, ["'X-Foo'"]),
     "texts_bad_json.jsonl": (read_texts, 2, ["invalid JSON"]),
     "texts_no_text.jsonl": (read_texts, 3, ["no 'text' field", "body"]),
+    "texts_surrogate.jsonl": (read_texts, 2, ["lone surrogate", "UTF-8"]),
+    "impacts_surrogate_token.csv": (read_impacts, 1, ["tokens holds a lone surrogate"]),
 }
 
 
@@ -126,6 +142,20 @@ def test_invalid_utf8_in_jsonl_and_conll_names_the_line(tmp_path: Path) -> None:
     conll.write_bytes(b"a\tO\n\nb\tO\n\xff\tO\n")
     with pytest.raises(MedsiftError, match=r"row 4: invalid UTF-8"):
         read_conll(conll)
+
+
+def test_plain_text_posts_are_cut_at_newlines_only(tmp_path: Path) -> None:
+    path = tmp_path / "posts.txt"
+    path.write_bytes(b"\xef\xbb\xbffirst\r\n\r\nsecond\xe2\x80\xa8same post\x1cstill\n \t\nthird")
+    assert read_posts(path) == ([1, 3, 5], ["first", "second\u2028same post\x1cstill", "third"])
+    for data in (b"", b"\xef\xbb\xbf", b"\n \r\n\t\n"):
+        path.write_bytes(data)
+        with pytest.raises(MedsiftError) as info:
+            read_posts(path)
+        _check(info.value, path, None, ["no posts", "one post per line"])
+    path.write_bytes(b"ok\nbad\x00\n")
+    with pytest.raises(MedsiftError, match="row 2: NUL"):
+        read_posts(path)
 
 
 def test_missing_file_and_folder(tmp_path: Path) -> None:

@@ -4,6 +4,11 @@ The full matrix runs in-process through ``medsift.cli.main`` (the same code path
 a representative subset runs the real ``medsift`` executable in a subprocess. Valid-but-odd inputs (a 1 MB
 post, right-to-left and mixed scripts, emoji-only posts, control characters, BOM, CRLF) must predict with
 exactly one row per input id, in input order.
+
+The tables below say which corpus file goes to which command (and the row its error must name); the
+impact-tagger commands (``train`` with an impacts config, ``predict`` with a tagger run, ``tag``) are in
+``test_reliability_cli_impacts.py``. ``test_every_corpus_file_is_fed_to_a_command`` keeps the tables
+complete.
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ BYTE_FILES = {
     "crlf_bad_label.csv": (ADE_HEADER + b"en_1,ok,1.0,x,t,en,s\nen_2,ok,yes,x,t,en,s\n").replace(
         b"\n", b"\r\n"
     ),
+    "probabilities_bom_crlf_bad.csv": b"\xef\xbb\xbf"
+    + b"id,language,p_ade\r\nen_1,en,0.5\r\nen_2,en,-0.1\r\n",
+    # plain-text posts (one per line) for the impact tagger's `predict` and `tag --file`
+    "posts_invalid_utf8.txt": b"I overdosed\ncaf\xe9 and lost my job\n",
+    "posts_nul.txt": b"I overdosed\nbad\x00byte\n",
+    "posts_empty.txt": b"",
+    "posts_blank_lines.txt": b"\n  \r\n\t\n",
 }
 
 # Bad ADE inputs (official-format files): name -> row the error must name (None: a whole-file problem).
@@ -75,6 +87,7 @@ IMPACTS_BAD_GOLD = {
     "impacts_malformed_list.csv": 1,
     "impacts_not_strings.csv": 1,
     "impacts_unknown_tag.csv": 1,
+    "impacts_surrogate_token.csv": 1,
     "ade_empty.csv": None,
 }
 IMPACTS_BAD_PRED = {
@@ -82,6 +95,52 @@ IMPACTS_BAD_PRED = {
     "submission_label_2.csv": None,
     "ade_empty.csv": None,
 }
+# Probability files (`medsift ensemble val=PATH,calib=PATH`): NaN, out of range, empty, header only, ...
+PROBABILITIES_BAD = {
+    "probabilities_nan.csv": 2,
+    "probabilities_out_of_range.csv": 2,
+    "probabilities_not_a_number.csv": 2,
+    "probabilities_duplicate_id.csv": 3,
+    "probabilities_header_only.csv": None,
+    "probabilities_missing_column.csv": None,
+    "probabilities_label_yes.csv": 2,
+    "probabilities_bom_crlf_bad.csv": 2,
+    "ade_empty.csv": None,
+    "bom_only.csv": None,
+    "invalid_utf8.csv": 2,
+}
+# Impact-tagger commands (test_reliability_cli_impacts.py). Training files need ner_tags.
+IMPACTS_BAD_TRAIN = {
+    **IMPACTS_BAD_GOLD,
+    "impacts_submission_bad_tag.csv": None,  # a submission, not training data: no tokens column
+    "ade_header_only.csv": None,
+    "invalid_utf8.csv": 2,
+    "nul_byte.csv": 2,
+    "bom_only.csv": None,
+}
+# `predict` with a tagger run reads the official CSV (ner_tags optional), .txt or .jsonl.
+IMPACTS_BAD_INPUT = {
+    **IMPACTS_BAD_TRAIN,
+    "crlf_bad_label.csv": None,  # an ADE file: no tokens column
+    "texts_bad_json.jsonl": 2,
+    "texts_no_text.jsonl": 3,
+    "texts_surrogate.jsonl": 2,
+    "posts_invalid_utf8.txt": 2,
+    "posts_nul.txt": 2,
+    "posts_empty.txt": None,
+    "posts_blank_lines.txt": None,
+}
+# `tag --file`: one post per line.
+TAG_BAD = {
+    "posts_invalid_utf8.txt": 2,
+    "posts_nul.txt": 2,
+    "posts_empty.txt": None,
+    "posts_blank_lines.txt": None,
+}
+# Read by no command (no command takes CoNLL): covered reader-level in test_io_bad_inputs.py only.
+READER_ONLY = {"conll_bad_tag.txt", "conll_missing_tag.txt"}
+# `predict` with an ADE ensemble run reads the same files as with a classifier run.
+JSONL_BAD = {"texts_bad_json.jsonl": 2, "texts_no_text.jsonl": 3, "texts_surrogate.jsonl": 2}
 
 
 @pytest.fixture(scope="session")
@@ -255,7 +314,7 @@ def test_predict_unicode_file_with_extra_columns(ade_run, tmp_path, capsys):
 
 
 def test_predict_jsonl_bad_lines(corpus, ade_run, tmp_path, capsys):
-    for name, row in (("texts_bad_json.jsonl", 2), ("texts_no_text.jsonl", 3)):
+    for name, row in JSONL_BAD.items():
         code, _, err = run_main(["predict", ade_run, corpus[name], "-o", tmp_path / "o.csv", "-q"], capsys)
         assert_one_error_line(code, err, corpus[name], row)
 
@@ -331,35 +390,108 @@ def test_train_ids_shared_across_merged_files_keeps_every_row(tiny_bert, tmp_pat
     )
 
 
-# --- ensemble (being added by another engineer) ----------------------------------------------------
+# --- ensemble ---------------------------------------------------------------------------------------
 
 
-def _ensemble_command():
-    import typer
+def _probability_file(path: Path, ids: list[str], *, lf: bytes = b"\n", bom: bool = False) -> Path:
+    rows = "".join(f"{i},en,0.{k + 2},{k % 2}\n" for k, i in enumerate(ids))
+    data = ("id,language,p_ade,label\n" + rows).encode().replace(b"\n", lf)
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
+    return path
 
-    from medsift.cli import app
 
-    return typer.main.get_command(app).commands.get("ensemble")
+@pytest.fixture(scope="module")
+def probabilities(tmp_path_factory) -> dict[str, Path]:
+    """A valid labelled val/calib pair of probability files (the bad file replaces one side)."""
+    folder = tmp_path_factory.mktemp("probs")
+    ids = [f"en_{n}" for n in range(1, 7)]
+    return {
+        "val": _probability_file(folder / "val.csv", ids),
+        "calib": _probability_file(folder / "calib.csv", [f"en_{n}" for n in range(7, 13)]),
+    }
+
+
+@pytest.mark.parametrize("side", ["val", "calib"])
+@pytest.mark.parametrize("name", sorted(PROBABILITIES_BAD))
+def test_ensemble_bad_probability_file(name, side, corpus, probabilities, tmp_path, capsys):
+    files = {**probabilities, side: corpus[name]}
+    members = [f"val={files['val']},calib={files['calib']},name=a", f"val={probabilities['val']},name=b"]
+    code, _, err = run_main(["ensemble", *members, "-o", tmp_path / "ens"], capsys)
+    assert_one_error_line(code, err, corpus[name], PROBABILITIES_BAD[name])
+    assert not (tmp_path / "ens" / "medsift_run.json").exists()
+
+
+def test_ensemble_accepts_bom_and_crlf_probability_files(probabilities, tmp_path, capsys):
+    ids = [f"en_{n}" for n in range(1, 7)]
+    odd = _probability_file(tmp_path / "bom_crlf.csv", ids, lf=b"\r\n", bom=True)
+    members = [f"val={odd},calib={probabilities['calib']},name=a", f"val={probabilities['val']},name=b"]
+    code, _, err = run_main(["ensemble", *members, "-o", tmp_path / "ens"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "ens" / "medsift_run.json").exists()
 
 
 def test_ensemble_members_with_mismatched_ids_are_refused(tmp_path, capsys):
-    command = _ensemble_command()
-    if command is None:
-        pytest.skip("`medsift ensemble` is not registered yet")
-    outputs = [p for p in command.params if p.name in ("output", "out_dir", "output_dir")]
-    if not outputs:
-        pytest.skip("`medsift ensemble` has no output option this test knows")
     specs = []
     for name, ids in (("a", ["en_1", "en_2", "en_3"]), ("b", ["en_1", "en_2", "en_4"])):
-        path = tmp_path / f"{name}_val_probabilities.csv"
-        rows = "".join(f"{i},en,0.{k + 2},{k % 2}\n" for k, i in enumerate(ids))
-        path.write_text("id,language,p_ade,label\n" + rows, encoding="utf-8")
+        path = _probability_file(tmp_path / f"{name}_val_probabilities.csv", ids)
         specs.append(f"val={path},name={name}")
-    flag = "--" + outputs[0].name.replace("_", "-")
-    code, _, err = run_main(["ensemble", *specs, flag, tmp_path / "ens"], capsys)
+    code, _, err = run_main(["ensemble", *specs, "-o", tmp_path / "ens"], capsys)
     assert code == 2 and "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("medsift: error: ") and "en_4" in lines[0]
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(ade_run: Path, tmp_path_factory) -> Path:
+    """An ADE ensemble run over the tiny classifier run (it can predict new posts)."""
+    out = tmp_path_factory.mktemp("ens") / "ens"
+    main_args = ["ensemble", str(ade_run), "-o", str(out)]
+    try:
+        main(main_args)
+    except SystemExit as exc:
+        assert exc.code in (0, None), exc
+    return out
+
+
+@pytest.mark.parametrize("name", sorted({**ADE_BAD, **JSONL_BAD}))
+def test_predict_with_ensemble_run_bad_input(name, corpus, ensemble_run, tmp_path, capsys):
+    out = tmp_path / "pred.csv"
+    code, _, err = run_main(["predict", ensemble_run, corpus[name], "-o", out, "-q"], capsys)
+    assert_one_error_line(code, err, corpus[name], {**ADE_BAD, **JSONL_BAD}[name])
+    assert not out.exists()
+
+
+def test_predict_with_ensemble_run_odd_posts_one_row_per_id(ensemble_run, tmp_path, capsys):
+    src = _odd_posts(tmp_path)
+    out = tmp_path / "pred.csv"
+    code, _, err = run_main(["predict", ensemble_run, src, "-o", out, "-q"], capsys)
+    assert code == 0, err
+    ids = [r[0] for r in csv.reader(src.open(encoding="utf-8-sig", newline=""))][1:]
+    assert pd.read_csv(out, dtype=str, keep_default_na=False)["id"].tolist() == ids
+
+
+# --- completeness ----------------------------------------------------------------------------------
+
+COMMAND_TABLES = {
+    "score (gold)": ADE_BAD_GOLD,
+    "score (submission)": SUBMISSION_BAD,
+    "score impacts (gold)": IMPACTS_BAD_GOLD,
+    "score impacts (submission)": IMPACTS_BAD_PRED,
+    "predict (classifier / ensemble run)": {**ADE_BAD, **JSONL_BAD},
+    "train (ade)": ADE_BAD_GOLD,
+    "ensemble": PROBABILITIES_BAD,
+    "train (impacts)": IMPACTS_BAD_TRAIN,
+    "predict (tagger run)": IMPACTS_BAD_INPUT,
+    "tag --file": TAG_BAD,
+}
+
+
+def test_every_corpus_file_is_fed_to_a_command(corpus):
+    used = {name for table in COMMAND_TABLES.values() for name in table}
+    assert used <= set(corpus), sorted(used - set(corpus))  # no table names a file that does not exist
+    unused = set(corpus) - used - READER_ONLY
+    assert not unused, f"corpus files no command reads: {sorted(unused)}"
+    assert set(corpus) >= READER_ONLY and not READER_ONLY & used
 
 
 # --- the real console script in subprocesses (a representative subset) ------------------------------

@@ -1,5 +1,5 @@
-"""Reproducibility and safe loading: same config + seed -> same metrics; runs record how they were made;
-pickled weights are never loaded."""
+"""Reproducibility and safe loading: same config + seed -> same metrics (ADE classifier and impact tagger);
+runs record how they were made; pickled weights are never loaded (classifier and tagger runs)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,39 @@ def test_same_config_and_seed_give_identical_metrics(two_runs):
     assert (a / "splits.csv").read_bytes() == (b / "splits.csv").read_bytes()
 
 
+@pytest.fixture(scope="module")
+def two_tagger_runs(tiny_bert: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """The same impact-tagger config and seed trained twice, into two different folders."""
+    from medsift.impacts.train import train
+    from test_impacts_model import POSTS, _config, _write_csv
+
+    tmp = tmp_path_factory.mktemp("repro_tagger")
+    csv = _write_csv(tmp / "train.csv", POSTS * 3)
+    runs = []
+    for name in ("a", "b"):
+        config = _config(tiny_bert, csv, "bio", False, tmp / name)
+        training = config.training.model_copy(update={"num_train_epochs": 2})
+        runs.append(train(config.model_copy(update={"training": training}), quiet=True))
+    return runs[0], runs[1]
+
+
+def test_same_tagger_config_and_seed_give_identical_metrics_and_tags(two_tagger_runs):
+    from safetensors.torch import load_file
+
+    from medsift.impacts.predict import SpanTagger
+    from test_impacts_model import POSTS
+
+    a, b = two_tagger_runs
+    ma = json.loads((a / "seed-7" / "metrics.json").read_text())
+    mb = json.loads((b / "seed-7" / "metrics.json").read_text())
+    assert _without_timings(ma) == _without_timings(mb)
+    wa = load_file(str(a / "seed-7" / "model" / "model.safetensors"))
+    wb = load_file(str(b / "seed-7" / "model" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(bool((wa[k] == wb[k]).all()) for k in wa)  # bit-identical
+    posts = [tokens for tokens, _ in POSTS] + [["I", "lost", "my", "job", "after", "the", "overdose"] * 6]
+    assert SpanTagger.from_run(a).tag(posts) == SpanTagger.from_run(b).tag(posts)
+
+
 def test_run_records_what_is_needed_to_repeat_it(two_runs):
     from medsift.config import parse_config
 
@@ -91,6 +124,46 @@ def test_pickled_weights_are_refused_with_one_clear_error(two_runs, tmp_path):
     message = str(info.value)
     assert str(model_dir) in message and "pytorch_model.bin" in message and "safetensors" in message
     assert not marker.exists()  # the pickle never ran
+
+
+@pytest.mark.parametrize("crf_file", [False, True])
+def test_tagger_with_pickled_weights_is_refused_before_unpickling(two_tagger_runs, tmp_path, crf_file):
+    """Tagger runs too: only pytorch_model.bin is refused, even beside another *.safetensors (a CRF layer)."""
+    import torch
+
+    from medsift.impacts.predict import SpanTagger
+
+    run = tmp_path / "run"
+    shutil.copytree(two_tagger_runs[0], run)
+    model_dir = run / "seed-7" / "model"
+    (model_dir / "model.safetensors").unlink()
+    if crf_file:
+        (model_dir / "crf.safetensors").write_bytes(b"")
+    marker = tmp_path / "unpickled"
+    torch.save({"payload": _Trap(str(marker))}, model_dir / "pytorch_model.bin")
+    with pytest.raises(MedsiftError) as info:
+        SpanTagger.from_run(run)
+    message = str(info.value)
+    assert str(model_dir) in message and "pytorch_model.bin" in message and "safetensors" in message
+    assert not marker.exists()
+
+
+def test_predict_with_pickled_tagger_run_is_one_error_line(two_tagger_runs, tmp_path, capsys):
+    from medsift.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(two_tagger_runs[0], run)
+    model_dir = run / "seed-7" / "model"
+    (model_dir / "model.safetensors").rename(model_dir / "pytorch_model.bin")
+    posts = tmp_path / "posts.txt"
+    posts.write_text("I overdosed and lost my job\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["predict", str(run), str(posts), "-o", str(tmp_path / "out.csv"), "-q"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err
+    assert err.startswith("medsift: error: ") and len(err.strip().splitlines()) == 1
+    assert str(model_dir) in err and "pytorch_model.bin" in err
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_predict_with_pickled_run_is_one_error_line(two_runs, tmp_path, capsys):

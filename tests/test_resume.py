@@ -3,6 +3,12 @@
 ``medsift train cfg.yaml`` runs in a subprocess; once a checkpoint folder appears it is killed with SIGKILL
 (no clean-up code runs), then the same command is started again and must finish with metrics and validation
 probabilities equal to an uninterrupted run's (CPU, fixed seeds).
+
+Equal results alone would not show that the run resumed (retraining from scratch gives them too), so before
+the restart every logged training loss in the newest complete checkpoint's ``trainer_state.json`` is
+overwritten with a sentinel. Trainer restores its log history from the checkpoint it resumes from: the
+sentinel must come back in the resumed run's ``metrics.json`` history for exactly the evaluations up to that
+checkpoint's global step, and nowhere after it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ MEDSIFT = Path(sys.executable).parent / "medsift"
 SEEDS = [7, 8]
 # Keys of an evaluation record that measure time, not the model.
 TIMING = ("runtime", "per_second")
+# A training loss no real run logs (see the module docstring).
+SENTINEL = 1234.5
 
 
 def _config(folder: Path, model: Path, train_csv: Path) -> Path:
@@ -98,6 +106,32 @@ def _checkpoints(run: Path, seed: int) -> list[Path]:
     return list((run / f"seed-{seed}" / "checkpoints").glob("checkpoint-*"))
 
 
+def _mark_last_checkpoint(run: Path, seed: int) -> int | None:
+    """Overwrite the logged training losses of the newest complete checkpoint with SENTINEL; its step."""
+    last = last_checkpoint(run / f"seed-{seed}" / "checkpoints")
+    if last is None:
+        return None
+    path = Path(last) / "trainer_state.json"
+    state = json.loads(path.read_text(encoding="utf-8"))
+    for entry in state["log_history"]:
+        if "loss" in entry:
+            entry["loss"] = SENTINEL
+    path.write_text(json.dumps(state), encoding="utf-8")
+    return int(state["global_step"])
+
+
+def _assert_resumed_from(run: Path, seed: int, step: int | None) -> None:
+    """The seed's history was restored from the checkpoint at ``step`` (None: retrained from scratch)."""
+    history = json.loads((run / f"seed-{seed}" / "metrics.json").read_text())["history"]
+    restored = [h["step"] for h in history if h["train_loss"] == SENTINEL]
+    if step is None:  # no checkpoint was complete at the kill: starting over is the right thing
+        assert restored == []
+        return
+    assert restored, f"seed {seed} was retrained from scratch instead of resuming from step {step}"
+    assert restored == [h["step"] for h in history if h["step"] <= step]
+    assert len(restored) < len(history)  # later epochs were trained after the resume
+
+
 def _model_metrics(record: dict) -> dict:
     return {k: v for k, v in record.items() if not any(t in k for t in TIMING)}
 
@@ -138,6 +172,25 @@ def reference(tiny_bert: Path, train_csv: Path, tmp_path_factory) -> Path:
     return folder / "run"
 
 
+def test_resume_evidence_tells_resumed_from_retrained(tmp_path: Path):
+    """The sentinel check itself: restored entries up to the step pass, a fresh history fails."""
+    seed_dir = tmp_path / "run" / "seed-1"
+    seed_dir.mkdir(parents=True)
+
+    def history(losses):
+        records = [
+            {"step": s, "eval_loss": 0.5, "train_loss": v} for s, v in zip((3, 6, 9), losses, strict=True)
+        ]
+        (seed_dir / "metrics.json").write_text(json.dumps({"history": records}))
+
+    history([SENTINEL, SENTINEL, 0.4])
+    _assert_resumed_from(tmp_path / "run", 1, 6)
+    history([0.6, 0.5, 0.4])
+    with pytest.raises(AssertionError, match="retrained from scratch"):
+        _assert_resumed_from(tmp_path / "run", 1, 6)
+    _assert_resumed_from(tmp_path / "run", 1, None)
+
+
 def test_newest_incomplete_checkpoint_is_skipped(tmp_path: Path):
     """A kill while a checkpoint is written leaves a folder without trainer_state.json: resume skips it."""
     for step, complete in ((3, True), (6, True), (9, False)):
@@ -158,11 +211,15 @@ def test_kill_at_first_checkpoint_then_resume(tiny_bert: Path, train_csv: Path, 
     run = tmp_path / "run"
     killed_after = _train_and_kill(cfg, lambda: bool(_checkpoints(run, SEEDS[0])))
     assert not (run / "medsift_run.json").exists() and not (run / f"seed-{SEEDS[0]}" / "DONE").exists()
+    # the kill may catch the first checkpoint half-written: then there is nothing to resume from yet
+    step = _mark_last_checkpoint(run, SEEDS[0])
     resumed = _train(cfg)
     print(
-        f"\n[timing] killed after {killed_after:.1f} s (first checkpoint of seed {SEEDS[0]}); resumed in {resumed:.1f} s"
+        f"\n[timing] killed after {killed_after:.1f} s (first checkpoint of seed {SEEDS[0]}, complete: "
+        f"{step is not None}); resumed in {resumed:.1f} s"
     )
     _assert_same_results(run, reference)
+    _assert_resumed_from(run, SEEDS[0], step)
 
 
 @pytest.mark.slow
@@ -177,10 +234,14 @@ def test_kill_during_second_seed_then_resume(tiny_bert: Path, train_csv: Path, r
 
     killed_after = _train_and_kill(cfg, ready)
     done_before = (run / f"seed-{first}" / "metrics.json").stat().st_mtime_ns
+    step = _mark_last_checkpoint(run, second)
+    assert step is not None  # of two checkpoint folders at least the older one is complete
     resumed = _train(cfg)
     print(
-        f"\n[timing] killed after {killed_after:.1f} s (seed {second}, 2nd checkpoint); resumed in {resumed:.1f} s"
+        f"\n[timing] killed after {killed_after:.1f} s (seed {second}, 2nd checkpoint); resumed from step "
+        f"{step} in {resumed:.1f} s"
     )
     # the finished seed was not trained again
     assert (run / f"seed-{first}" / "metrics.json").stat().st_mtime_ns == done_before
     _assert_same_results(run, reference)
+    _assert_resumed_from(run, second, step)

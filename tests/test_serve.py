@@ -1,8 +1,10 @@
-"""The HTTP service on a tiny ADE run: every endpoint, the 413/422 refusals, and micro-batching."""
+"""The HTTP service on tiny trained runs: every endpoint, every malformed-request class (413/422, never a
+500, input never echoed), odd-but-valid posts (one result per text, in order), and micro-batching."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +43,17 @@ def test_health_model_and_openapi(client, ade_run: Path):
     assert client.get("/health").json() == {"status": "ok", "kind": "ade-classifier"}
     info = client.get("/v1/model").json()
     assert info["manifest"]["kind"] == "ade-classifier" and info["manifest"]["seeds"] == [7]
-    assert info["limits"] == {"max_batch": 4, "max_chars": 200, "max_wait_ms": 20}
+    assert info["limits"] == {
+        "max_batch": 4,
+        "max_chars": 200,
+        "max_wait_ms": 20,
+        "max_body_bytes": 4 * (12 * 200 + 64) + 65536,
+    }
     assert "thresholds" in info
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/ade", "/v1/impacts", "/health", "/v1/model"} <= set(paths)
+    for path in ("/v1/ade", "/v1/impacts"):  # the refusals are documented
+        assert {"200", "413", "422"} <= set(paths[path]["post"]["responses"])
     assert client.get("/docs").status_code == 200
 
 
@@ -85,6 +94,119 @@ def test_malformed_json_and_wrong_endpoint(client):
     assert response.status_code == 422
     response = client.post("/v1/impacts", json={"texts": ["a"]})
     assert response.status_code == 404 and "POST /v1/ade" in response.json()["detail"]
+
+
+JSON = {"content-type": "application/json"}
+
+
+def _post_raw(client, path: str, body: bytes, headers: dict | None = None):
+    return client.post(path, content=body, headers=JSON if headers is None else headers)
+
+
+def _detail_text(response) -> str:
+    """The answer decoded strictly (it must be valid UTF-8 JSON) and its messages joined."""
+    body = json.loads(response.content.decode("utf-8"))
+    detail = body["detail"]
+    return detail if isinstance(detail, str) else " | ".join(d["msg"] for d in detail)
+
+
+# A lone surrogate escape is valid JSON but no UTF-8 text: pydantic refuses it, and FastAPI's own 422
+# handler then failed to encode the echoed input (a 500). Raw bytes: json= would refuse to encode them.
+UNICODE = "not valid Unicode"
+SURROGATES = {
+    "text": (rb'{"texts": ["\ud800"]}', UNICODE),
+    "second text": (rb'{"texts": ["fine", "a\udfffb"]}', UNICODE),
+    "encoded surrogate bytes": (b'{"texts": ["\xed\xa0\x80"]}', UNICODE),
+    "language": (rb'{"texts": ["fine"], "languages": ["\ud800"]}', UNICODE),  # /v1/impacts: unknown field
+    "field name": (rb'{"texts": ["fine"], "\ud800": 1}', UNICODE),
+    "top-level string": (rb'"\ud800"', "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("path", ["/v1/ade", "/v1/impacts"])
+@pytest.mark.parametrize("case", sorted(SURROGATES))
+def test_lone_surrogate_is_a_clean_422(client, path, case):
+    body, expected = SURROGATES[case]
+    response = _post_raw(client, path, body)
+    assert response.status_code == 422, response.text
+    message = _detail_text(response)  # decodes strictly: the answer itself is valid UTF-8
+    if case == "language" and path == "/v1/impacts":
+        expected = "Extra inputs are not permitted"
+    assert expected in message
+    assert all(set(d) == {"type", "loc", "msg"} for d in response.json()["detail"])  # no input echoed
+
+
+# Bodies that are not JSON at all: every one a 422 whose message says why (FastAPI alone: 400 or 500).
+UNPARSEABLE = {
+    "syntax": (b"{not json", "body is not valid JSON: Expecting property name"),
+    "truncated": (b'{"texts": ["a"', "body is not valid JSON"),
+    "invalid UTF-8": (b'{"texts": ["caf\xe9"]}', "body is not valid UTF-8 (byte 0xe9 at offset 15)"),
+    "deep nesting": (b"[" * 30_000 + b"]" * 30_000, "nested too deeply"),
+    "deep nesting in a field": (b'{"texts": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "nested too deeply"),
+    "5000-digit number": (b'{"texts": [' + b"1" * 5000 + b"]}", "4300 digits"),
+    "empty body": (b"", "Field required"),
+    "JSON list": (b'["a"]', "must be a JSON object"),
+    "JSON null": (b"null", "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNPARSEABLE))
+def test_unparseable_body_is_a_422_that_says_why(client, case):
+    body, message = UNPARSEABLE[case]
+    response = _post_raw(client, "/v1/ade", body)
+    assert response.status_code == 422, response.text
+    assert message in _detail_text(response)
+
+
+def test_wrong_content_type_is_a_422_naming_the_content_type(client):
+    for headers in ({"content-type": "text/plain"}, {}):
+        response = _post_raw(client, "/v1/ade", b'{"texts": ["a"]}', headers)
+        assert response.status_code == 422
+        assert "content-type: application/json" in _detail_text(response)
+    response = _post_raw(client, "/v1/ade", b"caf\xe9", {"content-type": "text/plain"})
+    assert response.status_code == 422  # raw non-UTF-8 bytes are not echoed either
+
+
+def test_too_many_posts_is_refused_before_any_post_is_validated(client):
+    """Five invalid posts (numbers) with max_batch=4: 413, not 422, so nothing was validated."""
+    for path, key in (("/v1/ade", "texts"), ("/v1/impacts", "texts"), ("/v1/impacts", "tokens")):
+        response = client.post(path, json={key: [42] * 5})
+        assert response.status_code == 413
+        assert response.json()["detail"] == "5 posts in one request; the limit is 4 (split the request)"
+    # on /v1/ade a `tokens` list is an unknown field, not a post count
+    assert client.post("/v1/ade", json={"tokens": [["a"]] * 5}).status_code == 422
+
+
+def test_body_larger_than_any_valid_request_is_refused_unread(client):
+    limit = client.get("/v1/model").json()["limits"]["max_body_bytes"]
+    for body in ({"texts": ["a" * 1_000_000]}, {"texts": ["a"] * 100_000}):
+        response = client.post("/v1/ade", json=body)
+        assert response.status_code == 413 and response.text == "Content Too Large"
+    # just under the limit and within max_chars: read and answered normally
+    padded = json.dumps({"texts": ["fine"]}).encode() + b" " * (limit - 100)
+    assert _post_raw(client, "/v1/ade", padded).status_code == 200
+
+
+def test_a_refused_text_is_never_echoed(client):
+    response = client.post("/v1/ade", json={"texts": ["secret " * 40]})
+    assert response.status_code == 422 and "secret" not in response.text
+    assert "at most 200 characters" in _detail_text(response)
+
+
+def test_validation_detail_is_encodable_and_drops_the_input():
+    from medsift.serve.errors import validation_detail
+
+    detail = validation_detail(
+        [
+            {"type": "extra_forbidden", "loc": ("body", "\ud800"), "msg": "Extra inputs", "input": "\udfff"},
+            {"type": "too_long", "loc": ("body", "texts", 0), "msg": "at most 2", "ctx": {"max_length": 2}},
+        ]
+    )
+    assert detail == [
+        {"type": "extra_forbidden", "loc": ["body", "\\ud800"], "msg": "Extra inputs"},
+        {"type": "too_long", "loc": ["body", "texts", 0], "msg": "at most 2"},
+    ]
+    json.dumps(detail, ensure_ascii=False).encode("utf-8")  # never raises
 
 
 def test_concurrent_requests_share_model_calls(app):
@@ -153,3 +275,93 @@ def test_impacts_endpoint_answers_texts_and_token_lists(tagger_run: Path):
         assert client.post("/v1/impacts", json={"texts": ["a", "b", "c"]}).status_code == 413
         assert client.post("/v1/ade", json={"texts": ["a"]}).status_code == 404
         assert client.get("/v1/model").json()["manifest"]["kind"] == "impacts-tagger"
+
+
+# --- odd but valid posts: answered, one result per text, in order ------------------------------------
+
+ODD_POSTS = {
+    "rtl": "این دارو باعث سردرد شد",
+    "rtl_marks": "\u202bתרופה\u202c mixed RTL with LTR marks \u200f",
+    "mixed_scripts": "Took أسبرين and got a headache 头痛 too",
+    "emoji_only": "😵‍💫💊🤢",
+    "control": "bell\x07 escape\x1b[0m line\u2028sep\x7f",
+    "nul": "before\x00after",
+    "nul_only": "\x00",
+    "bom": "\ufeffI felt dizzy",
+    "zero_width_only": "\u200b",
+    "combining": "e\u0301\u0301\u0301 zalgo",
+    "multiline": 'multi\nline\r\npost with "quotes", commas',
+}
+ODD_TEXTS = list(ODD_POSTS.values())
+ODD_TOKENS = [["😵‍💫", "\x00", "\u202b", "أسبرين", "\ufeff", "\u200b", " ", "头痛"], ["e\u0301"], ["\x07"]]
+
+
+@pytest.fixture(scope="module")
+def odd_client(ade_run: Path):
+    """Room for every odd post in one request and for a 1 MB post."""
+    from fastapi.testclient import TestClient
+
+    from medsift.serve import create_app
+
+    with TestClient(create_app(ade_run, max_batch=16, max_chars=1_000_000)) as c:
+        yield c
+
+
+def test_odd_but_valid_posts_get_one_result_each_in_order(odd_client, ade_run: Path):
+    from medsift.ade import AdeClassifier
+
+    expected = AdeClassifier.from_run(ade_run, device="cpu").predict(ODD_TEXTS).p_ade
+    for body in (
+        json.dumps({"texts": ODD_TEXTS}).encode(),  # \\uXXXX escapes (what json.dumps writes)
+        json.dumps({"texts": ODD_TEXTS}, ensure_ascii=False).encode("utf-8"),  # raw UTF-8
+        b"\xef\xbb\xbf" + json.dumps({"texts": ODD_TEXTS}).encode(),  # a BOM before the body
+    ):
+        response = _post_raw(odd_client, "/v1/ade", body)
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert len(results) == len(ODD_TEXTS)
+        np.testing.assert_allclose([r["p_ade"] for r in results], expected, atol=1e-5)
+    reverse = odd_client.post("/v1/ade", json={"texts": ODD_TEXTS[::-1]}).json()["results"]
+    np.testing.assert_allclose([r["p_ade"] for r in reverse], expected[::-1], atol=1e-5)
+    for text, p in zip(ODD_TEXTS, expected, strict=True):  # alone, each post gets the same answer
+        alone = odd_client.post("/v1/ade", json={"texts": [text]}).json()["results"]
+        assert len(alone) == 1 and alone[0]["p_ade"] == pytest.approx(p, abs=1e-5)
+
+
+def test_one_megabyte_post_follows_the_limits(client, odd_client):
+    big = ("I took 20mg and felt dizzy, nauseous; " * 30_000)[:1_000_000]
+    response = odd_client.post("/v1/ade", json={"texts": [big, "fine"]})  # max_chars 1,000,000: scored
+    assert response.status_code == 200 and len(response.json()["results"]) == 2
+    too_long = odd_client.post("/v1/ade", json={"texts": [big + "x"]})
+    assert too_long.status_code == 422 and "at most 1000000 characters" in _detail_text(too_long)
+    assert big[:50] not in too_long.text
+    assert client.post("/v1/ade", json={"texts": [big]}).status_code == 413  # max_chars 200: body too large
+    assert client.post("/v1/ade", json={"texts": [big[:201]]}).status_code == 422
+    assert client.post("/v1/ade", json={"texts": [big[:200]]}).status_code == 200
+
+
+@pytest.mark.slow  # uses the tiny tagger run
+def test_impacts_odd_but_valid_posts_one_result_each_in_order(tagger_run: Path):
+    from fastapi.testclient import TestClient
+
+    from medsift.impacts.predict import SpanTagger
+    from medsift.serve import create_app
+
+    tagger = SpanTagger.from_run(tagger_run)
+    with TestClient(create_app(tagger_run, max_batch=16, max_chars=1_000_000)) as client:
+        body = client.post("/v1/impacts", json={"texts": ODD_TEXTS}).json()
+        assert body["unit"] == "char" and len(body["results"]) == len(ODD_TEXTS)
+        expected = tagger.tag_texts(ODD_TEXTS)
+        for text, result, spans in zip(ODD_TEXTS, body["results"], expected, strict=True):
+            got = [(s["label"], s["start"], s["end"], s["text"]) for s in result["spans"]]
+            assert got == [tuple(s) for s in spans]
+            assert all(text[a:b] == t for _, a, b, t in got)
+        body = client.post("/v1/impacts", json={"tokens": ODD_TOKENS}).json()
+        assert body["unit"] == "token"
+        assert [r["tags"] for r in body["results"]] == tagger.tag(ODD_TOKENS)
+        assert [len(r["tags"]) for r in body["results"]] == [len(t) for t in ODD_TOKENS]
+        big = ("I overdosed and lost my job. " * 40_000)[:1_000_000]
+        response = client.post("/v1/impacts", json={"texts": ["fine", big]})
+        assert response.status_code == 200 and len(response.json()["results"]) == 2
+        for path in ("/v1/impacts", "/v1/ade"):  # the body is validated before the run kind is checked
+            assert client.post(path, content=rb'{"texts": ["\ud800"]}', headers=JSON).status_code == 422

@@ -15,6 +15,7 @@ from medsift.ade.inference import positive_probabilities
 from medsift.config import parse_config, read_yaml
 from medsift.decision import ThresholdPolicy, threshold_groups
 from medsift.errors import MedsiftError
+from medsift.models.safe import require_safetensors
 from medsift.preprocess import normalize_text
 from medsift.runs import RunManifest, read_json
 
@@ -26,21 +27,6 @@ class AdePrediction:
     labels: np.ndarray  # (n,) 0/1 after the run's thresholds
     thresholds: np.ndarray  # (n,) the threshold used for each post
     n_truncated: int  # posts longer than the model's room (handled by the run's long-post policy)
-
-
-def _require_safetensors(folder: Path) -> None:
-    """Refuse a model folder without safetensors weights (pickled ``*.bin``/``*.pt`` can run code on load)."""
-    if any(folder.glob("*.safetensors")):
-        return
-    pickled = sorted(p.name for p in (*folder.glob("*.bin"), *folder.glob("*.pt"), *folder.glob("*.pth")))
-    found = (
-        f"found only pickled weights ({', '.join(pickled)}), which medsift never loads"
-        if pickled
-        else "no weights"
-    )
-    raise MedsiftError(
-        f"no safetensors weights: {found}; re-export the model as model.safetensors", file=folder
-    )
 
 
 class AdeClassifier:
@@ -76,7 +62,7 @@ class AdeClassifier:
         models = {}
         for seed in manifest.seeds:
             folder = run_dir / f"seed-{seed}" / "model"
-            _require_safetensors(folder)
+            require_safetensors(folder)
             # use_safetensors: never unpickle weights from a run folder
             models[f"seed{seed}"] = (
                 AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)

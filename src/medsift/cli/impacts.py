@@ -25,11 +25,11 @@ def register(app: typer.Typer) -> None:
         from medsift.errors import MedsiftError
         from medsift.impacts.model import progress_bars
         from medsift.impacts.predict import SpanTagger
-        from medsift.io import read_text
+        from medsift.io import read_posts
 
         posts = list(texts or [])
         if file is not None:
-            posts += [line for line in read_text(file).splitlines() if line.strip()]
+            posts += read_posts(file)[1]
         if not posts:
             raise MedsiftError("nothing to tag: give posts as arguments or --file")
         with progress_bars(False):

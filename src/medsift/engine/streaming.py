@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from medsift.errors import MedsiftError
-from medsift.io._load import check_columns
+from medsift.io._load import check_columns, refuse_surrogates
 from medsift.io.ade import OFFICIAL_TEST_COLUMNS, _assemble, _check_ids, _check_texts, _labels, _use_labels
 from medsift.io.atomic import atomic_write
 
@@ -147,6 +147,7 @@ def _json_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bo
                     raise MedsiftError(
                         "expected a JSON object with a string 'text' field", file=path, row=number
                     )
+                refuse_surrogates([*record, *record.values()], path, number, "the record")
                 rows.append(
                     {
                         k: "" if record.get(k) is None else str(record[k])

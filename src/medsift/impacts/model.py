@@ -18,6 +18,7 @@ from torch import nn
 
 from medsift.errors import MedsiftError
 from medsift.impacts.windows import Window, plan_windows
+from medsift.models.safe import require_safetensors
 
 TAGGER_FILE = "tagger.json"
 CRF_FILE = "crf.safetensors"
@@ -124,14 +125,17 @@ def save_tagger(model: nn.Module, tokenizer: Any, out: Path, meta: dict) -> None
 
 
 def load_tagger(folder: Path) -> tuple[nn.Module, Any, dict]:
-    """Load a folder written by :func:`save_tagger`: (model in eval mode, tokenizer, meta)."""
+    """Load a folder written by :func:`save_tagger`: (model in eval mode, tokenizer, meta); safetensors
+    weights only (a folder with only pickled weights is refused before anything is unpickled)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     meta_path = folder / TAGGER_FILE
     if not meta_path.exists():
         raise MedsiftError(f"not a saved impact tagger (no {TAGGER_FILE})", file=folder)
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    encoder = AutoModelForTokenClassification.from_pretrained(str(folder))
+    require_safetensors(folder)
+    # use_safetensors: never unpickle weights from a run folder
+    encoder = AutoModelForTokenClassification.from_pretrained(str(folder), use_safetensors=True)
     model: nn.Module = encoder
     if meta.get("crf"):
         from safetensors.torch import load_file

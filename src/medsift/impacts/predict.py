@@ -204,11 +204,10 @@ def _read_input(path: Path) -> tuple[list[str], list[list[str]], list[list[str]]
     suffix = path.suffix.lower()
     if suffix in (".txt", ".jsonl", ".json", ".ndjson"):
         if suffix == ".txt":
-            from medsift.io import read_text
+            from medsift.io import read_posts
 
-            lines = read_text(path).splitlines()
-            ids = [str(n) for n, line in enumerate(lines, start=1) if line.strip()]
-            texts = [line for line in lines if line.strip()]
+            numbers, texts = read_posts(path)
+            ids = [str(n) for n in numbers]
         else:
             from medsift.io import read_texts
 

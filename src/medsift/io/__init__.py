@@ -6,7 +6,7 @@ row and the problem; all writers validate first and write atomically.
 
 from __future__ import annotations
 
-from medsift.io._load import load_csv, read_text
+from medsift.io._load import load_csv, read_posts, read_text
 from medsift.io.ade import (
     ADE_COLUMNS,
     merge_uids,
@@ -57,6 +57,7 @@ __all__ = [
     "read_conll",
     "read_impacts",
     "read_impacts_submission",
+    "read_posts",
     "read_probabilities",
     "read_text",
     "read_texts",

@@ -34,6 +34,21 @@ def read_text(path: str | Path) -> str:
     return text
 
 
+def read_posts(path: str | Path) -> tuple[list[int], list[str]]:
+    """One post per non-blank line of a plain-text file: (1-based line numbers, posts).
+
+    Only ``\\n`` (or CRLF) ends a line, so a post holding U+2028 or \\x1c stays one post (``splitlines``
+    would cut it). A file without a single post is an error naming the file.
+    """
+    path = Path(path)
+    numbered = [(n, line) for n, line in enumerate(lines(read_text(path)), start=1) if line.strip()]
+    if not numbered:
+        raise MedsiftError(
+            "no posts: the file is empty or has only blank lines; expected one post per line", file=path
+        )
+    return [n for n, _ in numbered], [line for _, line in numbered]
+
+
 def lines(text: str) -> list[str]:
     """Split on newlines only (``str.splitlines`` also splits on U+2028, U+0085 and \\x1c-\\x1e); CRLF accepted."""
     parts = text.split("\n")
@@ -64,11 +79,32 @@ def check_writable(values: Sequence[object], path: Path, column: str) -> None:
             )
 
 
+def refuse_surrogates(values: Iterable[object], path: Path, row: int | None, what: str) -> None:
+    """Refuse a string holding a lone surrogate (from a ``\\ud800`` escape in JSON or a list literal): no
+    UTF-8 text can hold it, so a tokenizer or writer would fail on it far from the file."""
+    for value in values:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MedsiftError(
+                    f"{what} holds a lone surrogate escape (such as \\ud800) that no UTF-8 text can hold",
+                    file=path,
+                    row=row,
+                ) from None
+
+
 def load_header(path: str | Path) -> list[str]:
     """The stripped column names of a CSV file after the UTF-8 checks; ``[]`` for an empty file."""
     path = Path(path)
-    text = _decode(_read_bytes(path), path, csv_rows=True)
-    return [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
+    return _header(_decode(_read_bytes(path), path, csv_rows=True), path)
+
+
+def _header(text: str, path: Path) -> list[str]:
+    try:
+        return [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
+    except csv.Error as exc:  # e.g. a lone carriage return inside the header line
+        raise MedsiftError(f"cannot parse the header as CSV: {exc}", file=path, row=None) from None
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -113,7 +149,10 @@ def _csv_row_at(prefix: str) -> int:
     Quoted fields may span lines, so rows are counted by parsing the prefix, not by counting newlines.
     A sentinel character makes sure the record being read at the end of the prefix is counted.
     """
-    records = [rec for rec in csv.reader(io.StringIO(prefix + "x")) if rec]
+    try:
+        records = [rec for rec in csv.reader(io.StringIO(prefix + "x")) if rec]
+    except csv.Error:  # the prefix itself does not parse (a lone \r): fall back to physical lines
+        return prefix.count("\n")
     return max(len(records) - 1, 0)
 
 
@@ -129,7 +168,7 @@ def load_csv(path: str | Path, required: Sequence[str], *, what: str = "CSV file
     if not text.strip():
         raise MedsiftError(f"file is empty; expected a {what} with a header line", file=path)
     _refuse_nul(text, path, csv_rows=True)
-    header = [name.strip() for name in next(csv.reader(io.StringIO(text)))]
+    header = _header(text, path)
     check_columns(header, required, path, what=what)
     _check_field_counts(text, path, len(header))
     try:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from medsift.errors import MedsiftError
 from medsift.io._load import lines as _lines
-from medsift.io._load import load_csv, load_header, read_text
+from medsift.io._load import load_csv, load_header, read_text, refuse_surrogates
 
 ADE_COLUMNS = ["id", "text", "label", "language", "origin", "type", "split", "source", "uid"]
 # The columns of the official test file; a CSV that has them all is read as an official file.
@@ -164,6 +164,7 @@ def _json_records(path: Path) -> list[tuple[int, dict]]:
             raise MedsiftError(
                 f"expected a JSON object, found {type(record).__name__}", file=path, row=number
             )
+        refuse_surrogates([*record, *record.values()], path, number, "the record")
     return records
 
 
@@ -180,6 +181,9 @@ def _frame_from_json(path: Path) -> pd.DataFrame:
             raise MedsiftError(
                 f"'text' must be a string, found {type(record['text']).__name__}", file=path, row=number
             )
+        for key in ("id", "language"):  # a NUL escape: fine in a text, but no output file can hold an id
+            if "\x00" in str(record.get(key, "")):
+                raise MedsiftError(f"'{key}' contains a NUL character (\\u0000)", file=path, row=number)
         rows.append({k: "" if record.get(k) is None else str(record[k]) for k in columns if k in record})
     frame = pd.DataFrame(rows, dtype=str).fillna("")
     frame.index = pd.Index([number for number, _ in records])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from medsift.errors import MedsiftError
-from medsift.io._load import check_writable, load_csv, write_csv_rows
+from medsift.io._load import check_writable, load_csv, refuse_surrogates, write_csv_rows
 from medsift.io.atomic import atomic_write
 
 IMPACT_COLUMNS = ["ID", "tokens", "ner_tags", "labels", "source", "uid"]
@@ -40,6 +40,7 @@ def parse_list_cell(cell: str, path: str | Path, row: int, column: str) -> list[
         ) from None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise MedsiftError(f"{column} must be a list of strings", file=path, row=row)
+    refuse_surrogates(value, Path(path), row, column)
     return value
 
 

@@ -2,8 +2,9 @@
 
 Endpoints: ``POST /v1/ade`` (ADE classifier runs), ``POST /v1/impacts`` (impact tagger runs), ``GET /health``,
 ``GET /v1/model`` (manifest, thresholds, limits) and the OpenAPI docs at ``/docs``. Concurrent requests are
-micro-batched (:mod:`medsift.serve.batcher`). Bad input is answered with 422 (pydantic's message: empty text,
-not a string, text too long) or 413 (too many texts in one request), never with a 500.
+micro-batched (:mod:`medsift.serve.batcher`). Bad input is answered with 422 (unparseable JSON, or pydantic's
+message: empty text, not a string, text too long) or 413 (too many texts, or a body too large for any valid
+request), never with a 500; :mod:`medsift.serve.errors` lists every case.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 
 from medsift.runs import RunManifest, read_json
+from medsift.serve import errors
 from medsift.serve.batcher import MicroBatcher
 from medsift.serve.schemas import (
     AdeResponse,
@@ -89,10 +91,12 @@ def create_app(
     max_chars: int = 20000,
     max_wait_ms: float = 5,
 ) -> FastAPI:
-    """The service for one run; the model is loaded here, once. ``max_batch`` caps texts per request."""
+    """The service for one run; the model is loaded here, once. ``max_batch`` caps texts per request,
+    ``max_chars`` characters per text; bodies over :func:`errors.max_body_bytes` are refused unread."""
     run_dir = Path(run_dir)
     manifest = RunManifest.load(run_dir)
-    AdeRequest, ImpactsRequest = request_models(max_chars)
+    AdeRequest, ImpactsRequest = request_models(max_chars, max_batch)
+    max_body = errors.max_body_bytes(max_batch, max_chars)
     ade = (
         MicroBatcher(_ade_scorer(run_dir, backend), max_items=max_batch, max_wait_ms=max_wait_ms)
         if manifest.kind in ADE_KINDS
@@ -116,14 +120,11 @@ def create_app(
         version="1",
         description=f"Serving run {run_dir.name} ({manifest.kind}).",
         lifespan=lifespan,
+        max_body_size=max_body,
     )
+    app.router.route_class = errors.SafeJsonRoute  # every unparseable body is a 422 (see errors.py)
+    errors.install(app)
     app.state.batchers = {"ade": ade, "impacts": impacts}
-
-    def check_size(n: int) -> None:
-        if n > max_batch:
-            raise HTTPException(
-                413, f"{n} posts in one request; the limit is {max_batch} (split the request)"
-            )
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -132,7 +133,12 @@ def create_app(
     @app.get("/v1/model")
     async def model() -> dict[str, Any]:
         info: dict[str, Any] = {"run": run_dir.name, "manifest": asdict(manifest), "backend": backend}
-        info["limits"] = {"max_batch": max_batch, "max_chars": max_chars, "max_wait_ms": max_wait_ms}
+        info["limits"] = {
+            "max_batch": max_batch,
+            "max_chars": max_chars,
+            "max_wait_ms": max_wait_ms,
+            "max_body_bytes": max_body,
+        }
         if (run_dir / "thresholds.json").exists():
             info["thresholds"] = read_json(run_dir / "thresholds.json")
         return info
@@ -140,7 +146,6 @@ def create_app(
     async def score_ade(body: Any) -> AdeResponse:
         if ade is None:
             raise HTTPException(404, f"this run is '{manifest.kind}'; POST /v1/impacts instead")
-        check_size(len(body.texts))
         languages = body.languages or [""] * len(body.texts)
         return AdeResponse(results=await ade.submit(list(zip(body.texts, languages, strict=True))))
 
@@ -148,11 +153,9 @@ def create_app(
         if impacts is None:
             raise HTTPException(404, f"this run is '{manifest.kind}'; POST /v1/ade instead")
         if body.texts is not None:
-            check_size(len(body.texts))
             return ImpactsResponse(
                 unit="char", results=await impacts.submit([("text", t) for t in body.texts])
             )
-        check_size(len(body.tokens))
         return ImpactsResponse(
             unit="token", results=await impacts.submit([("tokens", t) for t in body.tokens])
         )
@@ -161,8 +164,16 @@ def create_app(
     # postponed string annotations could not be resolved by FastAPI from this function's scope.
     score_ade.__annotations__["body"] = AdeRequest
     score_impacts.__annotations__["body"] = ImpactsRequest
-    app.post("/v1/ade", response_model=AdeResponse, summary="ADE probability, label and threshold per post")(
-        score_ade
-    )
-    app.post("/v1/impacts", response_model=ImpactsResponse, summary="Impact spans per post")(score_impacts)
+    app.post(
+        "/v1/ade",
+        response_model=AdeResponse,
+        responses=errors.RESPONSES,
+        summary="ADE probability, label and threshold per post",
+    )(score_ade)
+    app.post(
+        "/v1/impacts",
+        response_model=ImpactsResponse,
+        responses=errors.RESPONSES,
+        summary="Impact spans per post",
+    )(score_impacts)
     return app

@@ -1,6 +1,8 @@
 """Request and response bodies of the service (pydantic): what OpenAPI documents and what is refused with 422.
 
-Text limits depend on the app (``max_chars``), so request models are built by :func:`request_models`.
+Limits depend on the app (``max_chars``, ``max_batch``), so request models are built by :func:`request_models`.
+A request with more posts than ``max_batch`` raises :class:`TooManyPosts` (answered with 413) before a
+single post is validated.
 """
 
 from __future__ import annotations
@@ -16,6 +18,24 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+
+
+class TooManyPosts(Exception):
+    """More posts in one request than the service takes; not a ValueError, so pydantic lets it through."""
+
+    def __init__(self, count: int, limit: int):
+        self.count, self.limit = count, limit
+        super().__init__(f"{count} posts in one request; the limit is {limit} (split the request)")
+
+
+def _count_first(data: Any, max_batch: int | None, keys: tuple[str, ...]) -> Any:
+    """Refuse a body with too many posts from its raw JSON, before any post is validated (cheap)."""
+    if max_batch is not None and isinstance(data, dict):
+        for key in keys:
+            posts = data.get(key)
+            if isinstance(posts, list) and len(posts) > max_batch:
+                raise TooManyPosts(len(posts), max_batch)
+    return data
 
 
 def _not_blank(value: str) -> str:
@@ -53,17 +73,24 @@ class ImpactsResponse(BaseModel):
     results: list[ImpactsResult]
 
 
-def request_models(max_chars: int) -> tuple[type[BaseModel], type[BaseModel]]:
-    """(AdeRequest, ImpactsRequest) refusing texts that are empty, not strings, or over ``max_chars``."""
+def request_models(max_chars: int, max_batch: int | None = None) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(AdeRequest, ImpactsRequest) refusing texts that are empty, not strings, or over ``max_chars``,
+    and (with :class:`TooManyPosts`) requests of more than ``max_batch`` posts."""
     Text = Annotated[StrictStr, StringConstraints(max_length=max_chars), AfterValidator(_not_blank)]
     Token = Annotated[StrictStr, StringConstraints(min_length=1, max_length=max_chars)]
 
     class AdeRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         texts: list[Text] = Field(min_length=1, description=f"Posts, each 1..{max_chars} characters.")
-        languages: list[StrictStr] | None = Field(
-            None, description="ISO code per post (en, de, ...); selects per-language thresholds."
+        languages: list[Annotated[StrictStr, StringConstraints(max_length=64)]] | None = Field(
+            None,
+            description="ISO code per post (en, de, ...; at most 64 characters); selects per-language thresholds.",
         )
+
+        @model_validator(mode="before")
+        @classmethod
+        def _count(cls, data: Any) -> Any:
+            return _count_first(data, max_batch, ("texts",))
 
         @model_validator(mode="after")
         def _same_length(self) -> Any:
@@ -81,6 +108,11 @@ def request_models(max_chars: int) -> tuple[type[BaseModel], type[BaseModel]]:
         tokens: list[Annotated[list[Token], Field(min_length=1)]] | None = Field(
             None, description="Pre-split posts; spans come back with token indices, plus one tag per token."
         )
+
+        @model_validator(mode="before")
+        @classmethod
+        def _count(cls, data: Any) -> Any:
+            return _count_first(data, max_batch, ("texts", "tokens"))
 
         @model_validator(mode="after")
         def _one_input(self) -> Any:
