@@ -217,16 +217,25 @@ def _check_or_start(run_dir: Path, config: AdeConfig) -> None:
 
 
 def _average_seeds(run_dir: Path, seeds: list[int], split_name: str) -> pd.DataFrame | None:
-    """Multi-seed averaging: ``p_ade`` is the mean, ``p_ade__seed<N>`` keep each member."""
+    """Multi-seed averaging: ``p_ade`` is the mean, ``p_ade__seed<N>`` keep each member.
+
+    Rows are matched on ``uid`` (unique across the merged training files; ``id`` may repeat).
+    """
     frames = [run_dir / f"seed-{s}" / f"{split_name}_probabilities.csv" for s in seeds]
     if not all(f.exists() for f in frames):
         return None
     from medsift.io import read_probabilities
 
-    first = read_probabilities(frames[0])
-    out = first[["id", "language", "label"]].copy()
-    for seed, path in zip(seeds, frames, strict=True):
-        out[f"p_ade__seed{seed}"] = read_probabilities(path)["p_ade"].to_numpy()
+    members = [read_probabilities(f) for f in frames]
+    key = "uid" if all("uid" in m.columns for m in members) else "id"  # seeds saved before uids: by id
+    out = members[0][["id", "language", "label", *(["uid"] if key == "uid" else [])]].copy()
+    for seed, path, seed_rows in zip(seeds, frames, members, strict=True):
+        p = seed_rows.set_index(key)["p_ade"].reindex(out[key])
+        if p.isna().any():
+            raise MedsiftError(
+                f"seed {seed} did not score the same {split_name} rows as seed {seeds[0]}", file=path
+            )
+        out[f"p_ade__seed{seed}"] = p.to_numpy()
     out["p_ade"] = out[[f"p_ade__seed{s}" for s in seeds]].mean(axis=1)
     write_probabilities(run_dir / f"{split_name}_probabilities.csv", out)
     return out

@@ -32,7 +32,7 @@ from medsift.decision.thresholds import (
     threshold_groups,
     tune_thresholds,
 )
-from medsift.decision.voting import align_members, combine, weights_from_scores
+from medsift.decision.voting import align_members, combine, member_key, weights_from_scores
 from medsift.errors import MedsiftError
 from medsift.runs import RunManifest, read_json, write_json
 
@@ -66,24 +66,32 @@ class EnsembleOptions:
 
 @dataclass
 class Rows:
-    """Aligned rows of every member: ids, labels, languages and the (n_rows, n_members) probabilities."""
+    """Aligned rows of every member: ids, labels, languages and the (n_rows, n_members) probabilities.
+
+    ``uids`` is the rows' key when the members were matched on ``uid`` (ids may then repeat), else None.
+    """
 
     ids: np.ndarray
     y: np.ndarray
     languages: np.ndarray
     probs: np.ndarray
     source: list[str]
+    uids: np.ndarray | None = None
 
 
 def _aligned(members: list[Member], split: str) -> Rows:
     frames = {m.name: getattr(m, split) for m in members}
-    ids, probs = align_members(frames)
-    first = frames[members[0].name].set_index("id").loc[list(ids)]
+    key = member_key(frames)
+    keys, probs = align_members(frames)
+    first = frames[members[0].name]
+    first = first.set_index(first[key].astype(str)).loc[list(keys)]
     if "label" not in first.columns or first["label"].isna().any():
         raise MedsiftError(f"member {members[0].name!r}: every {split} row needs a label to tune on it")
     y = first["label"].astype(int).to_numpy()
     sources = [str(getattr(m, f"{split}_path")) for m in members]
-    return Rows(ids, y, first["language"].astype(str).to_numpy(dtype=object), probs, sources)
+    ids = first["id"].astype(str).to_numpy(dtype=object)
+    languages = first["language"].astype(str).to_numpy(dtype=object)
+    return Rows(ids, y, languages, probs, sources, keys if key == "uid" else None)
 
 
 def _member_weights(members: list[Member], val: Rows, options: EnsembleOptions) -> tuple[list, list | None]:
@@ -223,6 +231,8 @@ def _frame(rows: Rows, members: list[Member], spec: dict[str, Any]) -> tuple[pd.
     probs = _calibrated(rows.probs, cals)
     p = _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"])
     frame = pd.DataFrame({"id": rows.ids, "language": rows.languages, "p_ade": p, "label": rows.y})
+    if rows.uids is not None:
+        frame["uid"] = rows.uids
     for j, member in enumerate(members):
         frame[f"p_ade__{member.name}"] = probs[:, j]
     return frame, p

@@ -53,7 +53,8 @@ class Member:
 
 
 def read_member_probabilities(path: Path, column: str = "p_ade") -> pd.DataFrame:
-    """One column of a probability file as a member frame: ``id`` (str), ``language``, ``p_ade``[, ``label``]."""
+    """One column of a probability file as a member frame: ``id`` (str), ``language``, ``p_ade``[, ``label``]
+    [, ``uid``] (a run's own val/calib files carry ``uid``: the rows' key when ids repeat across files)."""
     from medsift.io import read_probabilities
 
     frame = read_probabilities(path)
@@ -64,6 +65,8 @@ def read_member_probabilities(path: Path, column: str = "p_ade") -> pd.DataFrame
     out["p_ade"] = frame[column].to_numpy(dtype=float)
     if "label" in frame.columns:
         out["label"] = frame["label"]
+    if "uid" in frame.columns:
+        out["uid"] = frame["uid"].astype(str)
     return out
 
 
