@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from medsift.decision.calibration import Calibrator, calibrate_members, expected_calibration_error
-from medsift.decision.members import Member, MemberPredictor
+from medsift.decision.members import Member, MemberPredictor, load_given_members
 from medsift.decision.thresholds import (
     DEFAULT_GRID,
     ThresholdPolicy,
@@ -318,6 +318,24 @@ def apply_spec(spec: dict[str, Any], member_probs: np.ndarray) -> tuple[np.ndarr
     return _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"]), probs
 
 
+def applied_thresholds(policy: ThresholdPolicy, groups: list[str] | np.ndarray) -> dict[str, Any]:
+    """What the policy did to rows of these threshold ``groups`` (``<lang>`` or ``<lang>_cadec``).
+
+    ``thresholds`` maps each group present to the threshold it got; ``fallback_rows`` counts rows whose
+    group had no per-language threshold of its own (per_language mode only: in the other modes one
+    threshold serves every row by design) and ``fallback_groups`` names those groups.
+    """
+    groups = [str(g) for g in groups]
+    fell_back = (
+        sorted({g for g in groups if g not in policy.thresholds}) if policy.mode == "per_language" else []
+    )
+    return {
+        "thresholds": {g: policy.threshold_for(g) for g in sorted(set(groups))},
+        "fallback_rows": sum(g in fell_back for g in groups),
+        "fallback_groups": fell_back,
+    }
+
+
 def predict_file(
     run_dir: Path,
     input_path: Path,
@@ -325,21 +343,29 @@ def predict_file(
     *,
     probabilities: Path | None = None,
     quiet: bool = False,
+    member_probabilities: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Predict every row of ``input_path`` with an ensemble run; write the submission (and probabilities).
 
-    Rows of a language the thresholds were not tuned for (e.g. Farsi) get the policy's fallback. Returns
-    ``rows``, ``positives``, ``fallback_rows`` and, for labelled input, ``scores``.
+    Rows of a language the thresholds were not tuned for (e.g. Farsi) get the policy's fallback; CADEC rows
+    are cut with their ``<lang>_cadec`` threshold, as they are scored. ``member_probabilities`` gives the
+    probabilities of members that are probability files (an outside system), keyed by member name, for the
+    rows of this input. Returns ``rows``, ``positives``, ``thresholds`` and ``fallback_rows`` (per threshold
+    group, see :func:`applied_thresholds`), ``truncation`` (per classifier member) and, for labelled input,
+    ``scores``.
     """
     from medsift.io import read_ade_any, write_ade_submission, write_probabilities
     from medsift.scoring import score_ade
 
     rows = read_ade_any(input_path, labelled=None)
     languages = rows["language"].fillna("").astype(str).tolist()
+    predictor = MemberPredictor(quiet=quiet, given=load_given_members(member_probabilities, rows, input_path))
     p, members, policy = ensemble_probabilities(
-        run_dir, rows["text"].tolist(), languages, predictor=MemberPredictor(quiet=quiet)
+        run_dir, rows["text"].tolist(), languages, predictor=predictor
     )
-    labels = policy.apply(p, threshold_groups(rows["id"].astype(str), languages))
+    predictor.check_given_used()
+    groups = threshold_groups(rows["id"].astype(str), languages)
+    labels = policy.apply(p, groups)
     write_ade_submission(output, rows["id"].tolist(), labels.tolist())
     labelled = bool(rows["label"].notna().all())
     if probabilities is not None:
@@ -352,8 +378,8 @@ def predict_file(
     result: dict[str, Any] = {
         "rows": len(rows),
         "positives": int(labels.sum()),
-        "fallback_rows": int(sum(lang not in policy.thresholds for lang in languages)),
-        "thresholds": {lang: policy.threshold_for(lang) for lang in sorted(set(languages))},
+        **applied_thresholds(policy, groups),
+        "truncation": predictor.truncation,
     }
     if labelled:
         gold = rows[["id", "label", "language"]]

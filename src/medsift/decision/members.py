@@ -8,7 +8,8 @@ A member is one of:
 - one seed of a classifier run (``RUN_DIR@seed7``, or every seed with ``expand_seeds``): the
   ``p_ade__seed<N>`` column of the same files, so that seeds can be voted on;
 - a pair of probability files from any system, ``val=PATH,calib=PATH`` (``name=`` optional). Such a member
-  has no model, so an ensemble holding it can be built and tuned but cannot predict new data.
+  has no model: to predict new data, ``medsift predict ENSEMBLE INPUT --member-probabilities NAME=PATH``
+  gives that system's probabilities for the input's rows (matched by id; any mismatch is refused).
 """
 
 from __future__ import annotations
@@ -178,29 +179,85 @@ def _llm_probabilities(run_dir: Path, texts: list[str], quiet: bool) -> np.ndarr
     return np.mean(np.stack(seeds), axis=0)
 
 
-class MemberPredictor:
-    """Scores new posts with every member; loads each classifier run once even when its seeds are members."""
+def load_given_members(
+    paths: dict[str, Path] | None, rows: pd.DataFrame, input_path: Path
+) -> dict[str, np.ndarray]:
+    """P(ADE) of probability-file members for ``rows``, read from ``NAME -> PATH`` and aligned by id.
 
-    def __init__(self, quiet: bool = True):
+    Every file must score exactly the input's ids (no id missing, none extra); anything else is refused.
+    """
+    given: dict[str, np.ndarray] = {}
+    ids = rows["id"].astype(str)
+    for name, path in (paths or {}).items():
+        frame = read_member_probabilities(Path(path))
+        frame_ids = frame["id"].astype(str)
+        missing = sorted(set(ids) - set(frame_ids))
+        extra = sorted(set(frame_ids) - set(ids))
+        if missing or extra or frame_ids.duplicated().any():
+            problem = f"{len(missing)} id(s) of {input_path} missing" + (
+                f" (e.g. {missing[0]!r})" if missing else ""
+            )
+            problem += f", {len(extra)} id(s) not in it" + (f" (e.g. {extra[0]!r})" if extra else "")
+            if frame_ids.duplicated().any():
+                problem += ", repeated ids"
+            raise MedsiftError(
+                f"--member-probabilities {name}: the file must score exactly the input's rows: {problem}",
+                file=path,
+            )
+        given[name] = frame.set_index(frame_ids)["p_ade"].loc[ids].to_numpy(dtype=float)
+    return given
+
+
+class MemberPredictor:
+    """Scores new posts with every member; loads each classifier run once even when its seeds are members.
+
+    ``given`` holds, per probability-file member name, its probabilities for the posts being scored (see
+    :func:`load_given_members`): such a member has no model to run.
+    """
+
+    def __init__(self, quiet: bool = True, given: dict[str, np.ndarray] | None = None):
         self.quiet = quiet
+        self.given = dict(given or {})
+        self._used: set[str] = set()
+        self._file_members: list[str] = []
         self._classifier_outputs: dict[Path, Any] = {}
+        # per classifier run: posts longer than its max_length and the long-post policy that handled them
+        self.truncation: list[dict[str, Any]] = []
 
     def _classifier(self, run_dir: Path, texts: list[str], languages: list[str]):
         if run_dir not in self._classifier_outputs:
             from medsift.ade import AdeClassifier
 
             clf = AdeClassifier.from_run(run_dir)
-            self._classifier_outputs[run_dir] = clf.predict(texts, languages, progress=not self.quiet)
+            pred = clf.predict(texts, languages, progress=not self.quiet)
+            self._classifier_outputs[run_dir] = pred
+            self.truncation.append(
+                {
+                    "run": run_dir.name,
+                    "posts": int(pred.n_truncated),
+                    "max_length": clf.config.model.max_length,
+                    "policy": clf.config.model.long_posts,
+                }
+            )
         return self._classifier_outputs[run_dir]
 
     def predict(self, member: dict[str, Any], texts: list[str], languages: list[str]) -> np.ndarray:
         """P(ADE) per post from one member recorded in ``ensemble.json``."""
         kind, path = member["kind"], Path(member["path"])
         if kind == FILES_KIND:
+            self._file_members.append(member["name"])
+            if member["name"] in self.given:
+                self._used.add(member["name"])
+                values = self.given[member["name"]]
+                if len(values) != len(texts):
+                    raise MedsiftError(
+                        f"--member-probabilities {member['name']}: {len(values)} rows for {len(texts)} posts"
+                    )
+                return values
             raise MedsiftError(
-                f"member {member['name']!r} is a probability file ({path}); it has no model to score new "
-                "posts. Rebuild the ensemble without it, or give that system's probabilities for this input "
-                "as a member of a new ensemble"
+                f"member {member['name']!r} is a probability file ({path}) from another system: it has no model "
+                f"to score new posts. Give that system's probabilities for this input's rows with "
+                f"--member-probabilities {member['name']}=PATH (a probability file with the input's ids)"
             )
         if kind == "ade-classifier":
             pred = self._classifier(path, texts, languages)
@@ -214,3 +271,13 @@ class MemberPredictor:
 
             return ensemble_probabilities(path, texts, languages, predictor=self)[0]
         raise MedsiftError(f"member {member['name']!r} has an unknown kind {kind!r}", file=path)
+
+    def check_given_used(self) -> None:
+        """Refuse ``--member-probabilities`` names that no probability-file member had (a typo, say)."""
+        unused = sorted(set(self.given) - self._used)
+        if unused:
+            known = ", ".join(self._file_members) or "none"
+            raise MedsiftError(
+                f"--member-probabilities {unused[0]}: the ensemble has no probability-file member of that name "
+                f"(its probability-file members: {known})"
+            )
