@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from medsift.decision.calibration import Calibrator, calibrate_members, expected_calibration_error
-from medsift.decision.members import Member, MemberPredictor, load_given_members
+from medsift.decision.members import FILES_KIND, Member, MemberPredictor, load_given_members
 from medsift.decision.thresholds import (
     DEFAULT_GRID,
     ThresholdPolicy,
@@ -44,6 +44,7 @@ _CHOICES = {
     "fallback": ("mean", "pooled", "global"),
     "metric": ("f1", "macro_f1", "fbeta"),
     "calibrate": ("none", "temperature", "platt"),
+    "tie": ("positive", "negative", "mean_prob"),
 }
 
 
@@ -62,6 +63,9 @@ class EnsembleOptions:
     calibrate: str = "none"
     cross_fit: int | None = None
     cross_fit_seed: int = 13
+    tie: str = (
+        "positive"  # hard vote: a row with exactly half the votes (see medsift.decision.voting.combine)
+    )
 
 
 @dataclass
@@ -117,7 +121,8 @@ def _member_weights(members: list[Member], val: Rows, options: EnsembleOptions) 
 
 def _combine(probs: np.ndarray, options: EnsembleOptions, weights: list | None) -> np.ndarray:
     method = "soft" if options.method == "weighted" and weights is None else options.method
-    return combine(probs, method, None if weights is None else np.asarray(weights))  # type: ignore[arg-type]
+    w = None if weights is None else np.asarray(weights)
+    return combine(probs, method, w, tie=options.tie)  # type: ignore[arg-type]
 
 
 def _tuning_rows(members: list[Member], val: Rows, options: EnsembleOptions) -> tuple[Rows | None, str]:
@@ -318,6 +323,29 @@ def apply_spec(spec: dict[str, Any], member_probs: np.ndarray) -> tuple[np.ndarr
     return _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"]), probs
 
 
+def file_member_names(run_dir: str | Path) -> list[str]:
+    """Names of the probability-file members of an ensemble, nested ensembles included."""
+    names = []
+    for member in load_spec(run_dir)["members"]:
+        if member["kind"] == FILES_KIND:
+            names.append(member["name"])
+        elif member["kind"] == "ade-ensemble":
+            names += file_member_names(member["path"])
+    return names
+
+
+def _check_member_names(run_dir: Path, given: dict[str, Path]) -> None:
+    """Refuse a ``--member-probabilities`` name that is no probability-file member (a typo, say), up front."""
+    known = file_member_names(run_dir)
+    for name in given:
+        if name not in known:
+            raise MedsiftError(
+                f"--member-probabilities {name}: the ensemble has no probability-file member of that name "
+                f"(its probability-file members: {', '.join(known) or 'none'})",
+                file=run_dir,
+            )
+
+
 def applied_thresholds(policy: ThresholdPolicy, groups: list[str] | np.ndarray) -> dict[str, Any]:
     """What the policy did to rows of these threshold ``groups`` (``<lang>`` or ``<lang>_cadec``).
 
@@ -359,11 +387,11 @@ def predict_file(
 
     rows = read_ade_any(input_path, labelled=None)
     languages = rows["language"].fillna("").astype(str).tolist()
+    _check_member_names(run_dir, member_probabilities or {})
     predictor = MemberPredictor(quiet=quiet, given=load_given_members(member_probabilities, rows, input_path))
     p, members, policy = ensemble_probabilities(
         run_dir, rows["text"].tolist(), languages, predictor=predictor
     )
-    predictor.check_given_used()
     groups = threshold_groups(rows["id"].astype(str), languages)
     labels = policy.apply(p, groups)
     write_ade_submission(output, rows["id"].tolist(), labels.tolist())
@@ -399,6 +427,9 @@ def ensemble_report(spec: dict[str, Any]) -> str:
     used = spec["rows_used"]
     tune = used["calibration_and_thresholds"]
     lines = [f"# ADE ensemble ({spec['method']} vote)", ""]
+    if spec["method"] == "hard":
+        tie = spec["options"].get("tie", "positive")
+        lines += [f"A row with exactly half the votes (a tie) is resolved as `{tie}`.", ""]
     lines += [f"> **{w}**" for w in spec["warnings"]] + ([""] if spec["warnings"] else [])
     lines += [
         "## Members",

@@ -218,8 +218,6 @@ class MemberPredictor:
     def __init__(self, quiet: bool = True, given: dict[str, np.ndarray] | None = None):
         self.quiet = quiet
         self.given = dict(given or {})
-        self._used: set[str] = set()
-        self._file_members: list[str] = []
         self._classifier_outputs: dict[Path, Any] = {}
         # per classifier run: posts longer than its max_length and the long-post policy that handled them
         self.truncation: list[dict[str, Any]] = []
@@ -245,9 +243,7 @@ class MemberPredictor:
         """P(ADE) per post from one member recorded in ``ensemble.json``."""
         kind, path = member["kind"], Path(member["path"])
         if kind == FILES_KIND:
-            self._file_members.append(member["name"])
             if member["name"] in self.given:
-                self._used.add(member["name"])
                 values = self.given[member["name"]]
                 if len(values) != len(texts):
                     raise MedsiftError(
@@ -271,13 +267,3 @@ class MemberPredictor:
 
             return ensemble_probabilities(path, texts, languages, predictor=self)[0]
         raise MedsiftError(f"member {member['name']!r} has an unknown kind {kind!r}", file=path)
-
-    def check_given_used(self) -> None:
-        """Refuse ``--member-probabilities`` names that no probability-file member had (a typo, say)."""
-        unused = sorted(set(self.given) - self._used)
-        if unused:
-            known = ", ".join(self._file_members) or "none"
-            raise MedsiftError(
-                f"--member-probabilities {unused[0]}: the ensemble has no probability-file member of that name "
-                f"(its probability-file members: {known})"
-            )

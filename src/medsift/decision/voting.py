@@ -27,6 +27,8 @@ Method = Literal["hard", "soft", "weighted"]
 
 # Ties are detected on the vote fraction; weighted fractions are float sums, so exact equality is too strict.
 _TIE_TOLERANCE = 1e-9
+# combine(method="hard"): a tie resolved as negative gets the vote share 0.5 - TIE_SHIFT, so a cut at 0.5 obeys it.
+TIE_SHIFT = 1e-6
 
 
 def _normalised_weights(weights: npt.ArrayLike, n_members: int) -> np.ndarray:
@@ -138,14 +140,23 @@ def combine(
     weights: npt.ArrayLike | None = None,
     *,
     thresholds: float | npt.ArrayLike = 0.5,
+    tie: Tie = "positive",
 ) -> np.ndarray:
     """Combine members into one probability per row.
 
     ``"hard"``: the (weighted) fraction of positive votes at ``thresholds``; ``"soft"``: the mean probability
     (weighted when ``weights`` is given); ``"weighted"``: the weighted mean, ``weights`` required.
+
+    Hard voting and ``tie``: a row with exactly half the votes keeps the share 0.5 when :func:`hard_vote`
+    resolves it as positive and gets ``0.5 - TIE_SHIFT`` when it resolves it as negative, so that the usual
+    cut ``share >= 0.5`` decides ties by the rule (``"positive"``, the default, leaves every share as it is).
+    A tuned threshold below 0.5 makes every tied row positive and one above 0.5 every tied row negative,
+    as a majority rule at that threshold should.
     """
     if method == "hard":
-        return hard_vote(probs, thresholds, weights=weights)[0]
+        fraction, labels = hard_vote(probs, thresholds, tie=tie, weights=weights)
+        is_tie = np.abs(fraction - 0.5) <= _TIE_TOLERANCE
+        return np.where(is_tie, np.where(labels == 1, 0.5, 0.5 - TIE_SHIFT), fraction)
     if method == "soft":
         return soft_vote(probs, weights)
     if method == "weighted":
