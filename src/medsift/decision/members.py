@@ -252,8 +252,9 @@ class MemberPredictor:
                 return values
             raise MedsiftError(
                 f"member {member['name']!r} is a probability file ({path}) from another system: it has no model "
-                f"to score new posts. Give that system's probabilities for this input's rows with "
-                f"--member-probabilities {member['name']}=PATH (a probability file with the input's ids)"
+                f"to score new posts. `medsift predict` takes that system's probabilities for the input's rows "
+                f"with --member-probabilities {member['name']}=PATH (a probability file with the input's ids); "
+                "elsewhere (e.g. as a distillation teacher) use an ensemble without it"
             )
         if kind == "ade-classifier":
             pred = self._classifier(path, texts, languages)
