@@ -220,3 +220,24 @@ def test_a_non_main_process_writes_nothing_of_its_own(tiny_bert: Path, tmp_path:
     assert not [p for p in written if p.endswith(("_probabilities.csv", "metrics.json", "DONE"))]
     assert (run / "seed-7" / "checkpoints").is_dir()  # removing checkpoints is the main process's job too
     assert len(barriers) == 3  # after the splits, after the seed, at the end
+
+
+def test_every_config_key_is_documented():
+    """docs/configs.md names every key of every schema (ade, impacts, llm), so the docs cannot fall behind."""
+    from pydantic import BaseModel
+
+    from medsift.config import _SCHEMAS, _load_schema_modules
+
+    _load_schema_modules()
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "configs.md").read_text(encoding="utf-8")
+
+    def keys(model: type[BaseModel], prefix: str = ""):
+        for name, field in model.model_fields.items():
+            kind = field.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                yield from keys(kind, f"{prefix}{name}.")
+            else:
+                yield f"{prefix}{name}"
+
+    missing = sorted({k for schema in _SCHEMAS.values() for k in keys(schema) if f"`{k}`" not in docs})
+    assert not missing, f"undocumented config keys: {missing}"
