@@ -298,7 +298,7 @@ def _input_and_member_file(tmp_path: Path, ids: list[str], p: list[float]) -> tu
     return test, given
 
 
-def test_predict_reports_the_threshold_groups_it_applied(tmp_path: Path):
+def test_predict_reports_the_threshold_groups_it_applied(tmp_path: Path, capsys):
     spec = _build(_cadec_members(tmp_path), tmp_path / "ens", thresholds="per_language", min_positives=2)
     policy = ThresholdPolicy.from_dict(spec["policy"])
     assert set(policy.thresholds) == {"de_cadec"} and "de" in policy.fallback_languages
@@ -308,6 +308,9 @@ def test_predict_reports_the_threshold_groups_it_applied(tmp_path: Path):
     )
     assert result["thresholds"] == {"de": policy.fallback, "de_cadec": policy.thresholds["de_cadec"]}
     assert result["fallback_rows"] == 2 and result["fallback_groups"] == ["de"]  # de_9 and fa_1 (language de)
+    main(["predict", str(tmp_path / "ens"), str(test), "-o", str(tmp_path / "sub.csv"), "--member-probabilities",
+          f"outside={given}"])  # fmt: skip
+    assert "2 rows of group(s) de have no tuned threshold" in capsys.readouterr().err
     sub = pd.read_csv(tmp_path / "sub.csv")
     cut = [policy.fallback, policy.thresholds["de_cadec"], policy.fallback]
     assert sub["predicted_label"].tolist() == [int(t <= 0.6) for t in cut]

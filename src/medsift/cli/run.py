@@ -223,6 +223,12 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {output} ({result.get('rows', '?')} rows)", err=True)
         for line in _truncation_lines(run_dir, manifest.kind, result):
             typer.echo(line, err=True)
+        if result.get("fallback_rows"):
+            typer.echo(
+                f"{result['fallback_rows']} rows of group(s) {', '.join(result['fallback_groups'])} have no tuned "
+                "threshold of their own and used the fallback",
+                err=True,
+            )
         if result.get("scores"):
             if as_json:
                 typer.echo(json.dumps(result["scores"], indent=2, default=float))
