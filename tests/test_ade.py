@@ -196,3 +196,56 @@ def test_distilled_student_learns_from_the_teacher(trained_run: Path, tiny_bert:
     assert manifest["extra"]["teacher"] == str(trained_run.resolve())
     metrics = json.loads((student / "seed-7" / "metrics.json").read_text())
     assert metrics["best"]["eval_f1"] > 0.8  # pure soft targets from a good teacher still teach the task
+
+
+def test_training_on_files_that_share_ids_keeps_every_row_in_one_split_and_its_probabilities(
+    tiny_bert: Path, tmp_path: Path
+):
+    """The official files repeat ids across files: a whole multi-seed run (and an ensemble of its seeds) keys
+    its own probability files by uid, so no row is refused, dropped or doubled."""
+    from medsift.ade.train import train
+    from medsift.decision.ensemble import EnsembleOptions, build_ensemble
+    from medsift.decision.members import parse_member
+
+    a = make_ade_csv(tmp_path / "a.csv", n=40, seed=1)
+    b = make_ade_csv(tmp_path / "b.csv", n=40, seed=2)  # the same ids (en_0, ja_3, ...) as a.csv
+    cfg = tiny_config(
+        tiny_bert,
+        a,
+        tmp_path / "run",
+        seeds=[7, 8],
+        training={"num_train_epochs": 1},
+        data={
+            "val_fraction": 0.35,
+            "calib_fraction": 0.35,
+        },  # large enough that both copies of an id land in one
+    )
+    cfg.data.train = [str(a), str(b)]
+    run = train(cfg, quiet=True)
+
+    splits = pd.read_csv(run / "splits.csv", dtype=str)
+    expected = [f"a:{i}" for i in pd.read_csv(a)["id"]] + [f"b:{i}" for i in pd.read_csv(b)["id"]]
+    assert sorted(splits["uid"]) == sorted(expected)  # every row once, in exactly one split
+    for split in ("val", "calib"):
+        rows = splits[splits["split"] == split]
+        paths = [run / f"{split}_probabilities.csv"] + [
+            run / f"seed-{s}" / f"{split}_probabilities.csv" for s in (7, 8)
+        ]
+        for path in paths:
+            probs = read_probabilities(path)
+            assert sorted(probs["uid"]) == sorted(rows["uid"])
+            assert probs.set_index("uid").loc[rows["uid"], "id"].tolist() == rows["id"].tolist()
+        averaged = read_probabilities(run / f"{split}_probabilities.csv")
+        np.testing.assert_allclose(averaged["p_ade"], averaged[["p_ade__seed7", "p_ade__seed8"]].mean(axis=1))
+    tuned = splits[splits["split"] != "train"]
+    assert (
+        tuned.groupby("split")["id"].apply(lambda ids: ids.duplicated().any()).any()
+    )  # ids do repeat in a split
+
+    members = parse_member(str(run), expand_seeds=True)
+    spec = build_ensemble(
+        members, tmp_path / "ens", EnsembleOptions(method="soft", thresholds="tuned_global")
+    )
+    ens_calib = read_probabilities(tmp_path / "ens" / "calib_probabilities.csv")
+    assert sorted(ens_calib["uid"]) == sorted(splits.loc[splits["split"] == "calib", "uid"])
+    assert spec["rows_used"]["calibration_and_thresholds"]["rows"] == len(ens_calib)

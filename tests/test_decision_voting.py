@@ -157,3 +157,14 @@ def test_align_members_refuses_duplicates_and_missing_columns():
         align_members({"a": _frame(["x1", "x2"], [0.1, "oops"])})
     with pytest.raises(MedsiftError, match="no members"):
         align_members({})
+
+
+@pytest.mark.parametrize(
+    ("tie", "expected"),
+    [("positive", [1, 1, 1]), ("negative", [0, 0, 1]), ("mean_prob", [1, 0, 1])],
+)
+def test_combine_hard_keeps_the_tie_rule_for_a_cut_at_one_half(tie, expected):
+    share = combine(TIES, "hard", tie=tie)
+    np.testing.assert_array_equal((share >= 0.5).astype(int), expected)  # the ensemble's default cut
+    np.testing.assert_allclose(share, [0.5, 0.5, 1.0], atol=1e-5)  # still a readable vote share
+    np.testing.assert_array_equal((share >= 0.4).astype(int), [1, 1, 1])  # a lower threshold: ties pass

@@ -250,3 +250,133 @@ def test_thresholds_command_retunes_a_classifier_run(two_runs, tmp_path: Path, c
         read_probabilities(run / "calib_probabilities.csv")
     )
     assert "<unseen>" in capsys.readouterr().out
+
+
+# ---- tie rule, threshold groups and outside-system members (hand-made files) ----------------------------
+
+
+def test_hard_vote_tie_rule_is_an_ensemble_option(members, tmp_path: Path, capsys):
+    # votes at 0.5: a = 1 0 0 0 1 1 1 0 ; b = 1 1 1 0 0 1 0 0 -> ties on c1, c2, c4, c6
+    expected = {
+        "positive": [1, 1, 1, 0, 1, 1, 1, 0],
+        "negative": [1, 0, 0, 0, 0, 1, 0, 0],
+        # mean member probability of the tied rows: c1 0.5, c2 0.4, c4 0.6, c6 0.55
+        "mean_prob": [1, 1, 0, 0, 1, 1, 1, 0],
+    }
+    for tie, labels in expected.items():
+        out = tmp_path / tie
+        main(["ensemble", *members, "-o", str(out), "--method", "hard", "--tie", tie])
+        calib = read_probabilities(out / "calib_probabilities.csv")
+        policy = ThresholdPolicy.from_dict(json.loads((out / "thresholds.json").read_text()))
+        assert policy.apply(calib["p_ade"], calib["language"]).tolist() == labels, tie
+        assert json.loads((out / "ensemble.json").read_text())["options"]["tie"] == tie
+        assert f"resolved as `{tie}`" in (out / "report.md").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["ensemble", *members, "-o", str(tmp_path / "bad"), "--method", "soft", "--tie", "negative"])
+    assert "--tie applies to --method hard only" in capsys.readouterr().err
+
+
+def _cadec_members(tmp_path: Path) -> list[str]:
+    """One member over calib rows of native de posts (too few positives) and CADEC de rows (tuned alone)."""
+    ids = [f"de_{i}" for i in range(4)] + [f"cadec_de_{i}" for i in range(6)]
+    y = [1, 0, 0, 0, 1, 1, 1, 0, 0, 0]
+    p = [0.7, 0.2, 0.1, 0.3, 0.9, 0.8, 0.7, 0.35, 0.2, 0.1]
+    rows = {"ids": ids, "lang": ["de"] * 10, "y": y}
+    val = _write(tmp_path / "val.csv", rows, p)
+    calib = _write(tmp_path / "calib.csv", rows, p)
+    return [f"val={val},calib={calib},name=outside"]
+
+
+def _input_and_member_file(tmp_path: Path, ids: list[str], p: list[float]) -> tuple[Path, Path]:
+    test = tmp_path / "test.csv"
+    pd.DataFrame({"id": ids, "text": ["post"] * len(ids), "language": ["de"] * len(ids)}).to_csv(
+        test, index=False
+    )
+    given = tmp_path / "outside_test.csv"
+    write_probabilities(given, pd.DataFrame({"id": ids, "language": ["de"] * len(ids), "p_ade": p}))
+    return test, given
+
+
+def test_predict_reports_the_threshold_groups_it_applied(tmp_path: Path, capsys):
+    spec = _build(_cadec_members(tmp_path), tmp_path / "ens", thresholds="per_language", min_positives=2)
+    policy = ThresholdPolicy.from_dict(spec["policy"])
+    assert set(policy.thresholds) == {"de_cadec"} and "de" in policy.fallback_languages
+    test, given = _input_and_member_file(tmp_path, ["de_9", "cadec_de_9", "fa_1"], [0.6, 0.6, 0.6])
+    result = predict_file(
+        tmp_path / "ens", test, tmp_path / "sub.csv", quiet=True, member_probabilities={"outside": given}
+    )
+    assert result["thresholds"] == {"de": policy.fallback, "de_cadec": policy.thresholds["de_cadec"]}
+    assert result["fallback_rows"] == 2 and result["fallback_groups"] == ["de"]  # de_9 and fa_1 (language de)
+    main(["predict", str(tmp_path / "ens"), str(test), "-o", str(tmp_path / "sub.csv"), "--member-probabilities",
+          f"outside={given}"])  # fmt: skip
+    assert "2 rows of group(s) de have no tuned threshold" in capsys.readouterr().err
+    sub = pd.read_csv(tmp_path / "sub.csv")
+    cut = [policy.fallback, policy.thresholds["de_cadec"], policy.fallback]
+    assert sub["predicted_label"].tolist() == [int(t <= 0.6) for t in cut]
+
+
+def test_member_probabilities_stand_in_for_an_outside_system_on_new_posts(members, tmp_path: Path, capsys):
+    _build(members, tmp_path / "ens", method="weighted")
+    ids = ["t1", "t2", "t3"]
+    test = tmp_path / "test.csv"
+    pd.DataFrame({"id": ids, "text": ["x", "y", "z"], "language": ["en"] * 3}).to_csv(test, index=False)
+    for name, p in (("a", [0.9, 0.2, 0.6]), ("b", [0.1, 0.2, 0.9])):
+        write_probabilities(
+            tmp_path / f"{name}_test.csv", pd.DataFrame({"id": ids[::-1], "language": "en", "p_ade": p[::-1]})
+        )
+    flags = [
+        "--member-probabilities",
+        f"a={tmp_path / 'a_test.csv'}",
+        "--member-probabilities",
+        f"b={tmp_path / 'b_test.csv'}",
+    ]
+    main(
+        [
+            "predict",
+            str(tmp_path / "ens"),
+            str(test),
+            "-o",
+            str(tmp_path / "sub.csv"),
+            "--probabilities",
+            str(tmp_path / "p.csv"),
+            *flags,
+        ]
+    )
+    probs = read_probabilities(tmp_path / "p.csv")
+    np.testing.assert_allclose(
+        probs["p_ade"], (np.array([0.9, 0.2, 0.6]) + 0.4 * np.array([0.1, 0.2, 0.9])) / 1.4
+    )
+    assert probs["id"].tolist() == ids  # aligned by id, not by file order
+    capsys.readouterr()
+
+    def refused(*extra: str) -> str:
+        with pytest.raises(SystemExit) as exc:
+            main(["predict", str(tmp_path / "ens"), str(test), "-o", str(tmp_path / "bad.csv"), *extra])
+        assert exc.value.code == 2 and not (tmp_path / "bad.csv").exists()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        return err[0]
+
+    assert "--member-probabilities b=PATH" in refused(flags[0], flags[1])  # b has no model and no file
+    short = tmp_path / "short.csv"
+    write_probabilities(short, pd.DataFrame({"id": ["t1", "t2", "zz"], "language": "en", "p_ade": [0.5] * 3}))
+    err = refused(flags[0], f"a={short}", *flags[2:])
+    assert "1 id(s) of" in err and "'t3'" in err and "'zz'" in err and "short.csv" in err
+    assert "no probability-file member of that name" in refused(
+        *flags, "--member-probabilities", f"c={short}"
+    )
+    assert "expected NAME=PATH" in refused("--member-probabilities", "a")
+
+
+def test_decision_options_say_what_they_do():
+    import typer
+
+    from medsift.cli import app
+
+    commands = typer.main.get_command(app).commands
+    helps = {(c, p.name): p.help or "" for c in ("ensemble", "thresholds") for p in commands[c].params}
+    assert "own threshold" in helps[("thresholds", "min_positives")]
+    assert "Default positive" in helps[("ensemble", "tie")] and "mean_prob" in helps[("ensemble", "tie")]
+    predict = {p.name: p.help or "" for p in commands["predict"].params}
+    assert "matched by id" in predict["member_probabilities"]

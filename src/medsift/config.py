@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medsift.errors import ConfigError
 
@@ -49,8 +49,12 @@ class TrainingSection(StrictModel):
     label_smoothing_factor: float = 0.0
     fp16: bool = False
     bf16: bool = False
-    eval_strategy: Literal["epoch", "steps"] = "epoch"
-    eval_steps: int | None = None
+    eval_strategy: Literal["epoch", "steps"] = Field(
+        "epoch", description="When to evaluate on the validation rows (and save a checkpoint)."
+    )
+    eval_steps: int | None = Field(
+        None, ge=1, description="Optimizer steps between evaluations; required with eval_strategy: steps."
+    )
     save_total_limit: int | None = 2
     logging_steps: int = 10
     report_to: list[str] = Field(default_factory=list)
@@ -62,6 +66,15 @@ class TrainingSection(StrictModel):
         default_factory=dict,
         description="Any other TrainingArguments field, passed through unchanged (e.g. deepspeed, fsdp, optim).",
     )
+
+    @model_validator(mode="after")
+    def _eval_steps_with_steps(self) -> TrainingSection:
+        if self.eval_strategy == "steps" and self.eval_steps is None:
+            raise ValueError(
+                "eval_strategy: steps needs eval_steps (optimizer steps between evaluations), "
+                "e.g. --set training.eval_steps=500"
+            )
+        return self
 
     def to_training_arguments(
         self, output_dir: str | Path, *, seed: int, metric_for_best_model: str, **more: Any
@@ -196,6 +209,7 @@ def _format_validation_error(exc: ValidationError) -> str:
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"])
         msg = "unknown key (not in the schema)" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = msg.removeprefix("Value error, ")  # a validator's own message needs no pydantic prefix
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
 

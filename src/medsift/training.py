@@ -4,6 +4,11 @@ The loop itself is ``transformers.Trainer``; medsift only decides where checkpoi
 run picks up again: starting the same command again finds the newest ``checkpoint-*`` in the seed's
 ``checkpoints/`` folder and resumes from it (optimizer, scheduler, RNG states and all), so the final
 metrics equal those of an uninterrupted run.
+
+Under ``accelerate launch`` / ``torchrun`` every process runs the same code; the files medsift itself writes
+into a run directory (splits, probabilities, metrics, manifest, ``DONE``, checkpoint removal) are written by
+the main process only (:func:`is_main_process`), and the others wait for it at :func:`wait_for_everyone`.
+The Trainer gates its own checkpoint and model saving the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +21,24 @@ from typing import Any
 from medsift.io.atomic import atomic_write_text
 
 DONE_MARKER = "DONE"
+
+
+def is_main_process() -> bool:
+    """True on the global main process of a distributed launch (rank 0), and always in a single process.
+
+    accelerate's ``PartialState`` reads the launcher's environment (``RANK``, ``WORLD_SIZE``...), the same
+    state ``Trainer.is_world_process_zero`` answers from.
+    """
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def wait_for_everyone() -> None:
+    """Barrier: every process waits here until all have arrived (a no-op in a single process)."""
+    from accelerate import PartialState
+
+    PartialState().wait_for_everyone()
 
 
 def _is_complete(checkpoint: Path) -> bool:
@@ -84,8 +107,9 @@ def export_model(trainer: Any, folder: str | Path) -> None:
     Run folders must load without unpickling anything; the resolved config.yaml records the arguments.
     """
     folder = Path(folder)
-    trainer.save_model(str(folder))
-    (folder / "training_args.bin").unlink(missing_ok=True)
+    trainer.save_model(str(folder))  # the Trainer saves on the main process only
+    if trainer.is_world_process_zero():
+        (folder / "training_args.bin").unlink(missing_ok=True)
 
 
 class SequentialEvalMixin:

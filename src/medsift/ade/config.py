@@ -8,6 +8,24 @@ from pydantic import Field, model_validator
 
 from medsift.config import StrictModel, TrainingSection, register_schema
 
+# What each long-post policy does with a post longer than the model's room (shown to users).
+LONG_POST_POLICIES = {
+    "head": "kept its first tokens",
+    "head_tail": "kept its head and its tail",
+    "windows": "averaged overlapping windows",
+}
+
+
+def truncation_note(posts: int, rows: int, max_length: int, policy: str, run: str | None = None) -> str:
+    """One line telling the user how many posts did not fit the model and what was done about them."""
+    where = f" ({run})" if run else ""
+    if not posts:
+        return f"no post longer than max_length {max_length} tokens{where}"
+    return (
+        f"{posts} of {rows} posts longer than max_length {max_length} tokens{where}: long_posts={policy} "
+        f"{LONG_POST_POLICIES.get(policy, policy)}"
+    )
+
 
 class AdeModelSection(StrictModel):
     name: str = Field(
@@ -82,4 +100,8 @@ class AdeConfig(StrictModel):
     def _unique_seeds(self) -> AdeConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")
+        if self.loss.name == "focal" and self.training.label_smoothing_factor > 0:
+            raise ValueError(
+                "training.label_smoothing_factor applies to loss.name: ce only (focal loss has no smoothed form)"
+            )
         return self

@@ -18,6 +18,11 @@ class EncodedPosts:
     n_posts: int
     n_too_long: int = 0  # posts longer than the model's room
     lengths: list[int] = field(default_factory=list)  # subword count per post (no special tokens)
+    room: int = 0  # subwords of a post that fit in one input (max_length minus the special tokens)
+
+    def too_long(self) -> list[bool]:
+        """Per post: longer than the model's room (so the long-post policy decided what the model saw)."""
+        return [n > self.room for n in self.lengths]
 
 
 def special_tokens_around(tokenizer: Any) -> tuple[list[int], list[int]]:
@@ -78,4 +83,4 @@ def encode_posts(
             if labels is not None:
                 feature["labels"] = int(labels[i])
             features.append(feature)
-    return EncodedPosts(features, len(texts), too_long, [len(ids) for ids in body])
+    return EncodedPosts(features, len(texts), too_long, [len(ids) for ids in body], room)

@@ -4,6 +4,10 @@ The loop is ``transformers.Trainer`` (mixed precision, accumulation, clipping, s
 resume, multi-GPU through accelerate/torchrun, TensorBoard/MLflow logging all come from it); medsift only
 replaces the loss (focal / weighted cross-entropy) and the evaluation metric (post-level F1, so windows of
 one long post count once).
+
+Multi-GPU: every process trains, evaluates and scores the val/calib rows (each holds the model); only the
+main process writes medsift's files into the run directory, and the others wait for it at a barrier after
+each seed and at the end, so that no process reads a file before it is complete.
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ from medsift.training import (
     SequentialEvalMixin,
     epoch_history,
     export_model,
+    is_main_process,
     mark_seed_done,
     remove_checkpoints,
     seed_is_done,
     train_resumable,
+    wait_for_everyone,
 )
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,7 @@ class AdeTrainer(SequentialEvalMixin, Trainer):
             alpha=cfg.focal_alpha,
             gamma=cfg.focal_gamma,
             class_weights=cfg.class_weights,
+            label_smoothing=self.args.label_smoothing_factor,  # Trainer's own smoother skips a custom loss
         )
         if soft is not None:
             log_q = torch.log_softmax(outputs.logits.float(), dim=-1)  # (batch, 2)
@@ -130,6 +137,51 @@ def _probability_frame(frame: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
     )
 
 
+def _distinct_too_long(encoded: EncodedPosts, rows: pd.DataFrame) -> int:
+    """Long training posts counted once each (oversampled copies share their ``uid``)."""
+    return len({uid for uid, long in zip(rows["uid"], encoded.too_long(), strict=True) if long})
+
+
+def truncation_summary(
+    too_long: dict[str, int], splits: AdeSplits, config: AdeConfig, *, log_it: bool = True
+) -> dict[str, Any]:
+    """``metrics.json["truncated_posts"]``: posts per split longer than the model's room, and who handled them.
+
+    Logged as a warning when any post was too long, so that no post is cut without the user hearing of it.
+    """
+    summary = {
+        **too_long,
+        "rows": {name: len(getattr(splits, name)) for name in too_long},
+        "max_length": config.model.max_length,
+        "policy": config.model.long_posts,
+    }
+    if log_it and any(too_long.values()):
+        counts = ", ".join(f"{too_long[k]} of {summary['rows'][k]} {k}" for k in too_long)
+        log.warning(
+            "posts longer than max_length %d: %s; handled by long_posts=%s",
+            config.model.max_length,
+            counts,
+            config.model.long_posts,
+        )
+    return summary
+
+
+def training_arguments(config: AdeConfig, seed_dir: Path, seed: int, *, quiet: bool = True):
+    """``TrainingArguments`` of one seed: checkpoints under ``seed_dir``, the best kept by ``selection_metric``.
+
+    ``f1`` / ``macro_f1`` are post-level scores of :func:`_post_metrics` (higher is better); ``neg_loss``
+    selects the lowest validation loss.
+    """
+    metric = {"neg_loss": "eval_loss"}.get(config.selection_metric, f"eval_{config.selection_metric}")
+    return config.training.to_training_arguments(
+        seed_dir / "checkpoints",
+        seed=seed,
+        metric_for_best_model=metric,
+        disable_tqdm=quiet,
+        greater_is_better=config.selection_metric != "neg_loss",
+    )
+
+
 def train_seed(
     config: AdeConfig, splits: AdeSplits, seed: int, seed_dir: Path, *, quiet: bool
 ) -> dict[str, Any]:
@@ -149,14 +201,7 @@ def train_seed(
         for feature in train_enc.features:
             feature["soft_labels"] = float(teacher[feature["post"]])
     val_enc = _encode(tokenizer, splits.val, config)
-    metric = {"neg_loss": "eval_loss"}.get(config.selection_metric, f"eval_{config.selection_metric}")
-    args = config.training.to_training_arguments(
-        seed_dir / "checkpoints",
-        seed=seed,
-        metric_for_best_model=metric,
-        disable_tqdm=quiet,
-        greater_is_better=config.selection_metric != "neg_loss",
-    )
+    args = training_arguments(config, seed_dir, seed, quiet=quiet)
     trainer = AdeTrainer(
         model=model,
         args=args,
@@ -172,31 +217,38 @@ def train_seed(
     train_resumable(trainer, seed_dir / "checkpoints")
     export_model(trainer, seed_dir / "model")
     best = trainer.evaluate()
-    probs = {}
+    main = is_main_process()
+    too_long = {"train": _distinct_too_long(train_enc, train_rows), "val": val_enc.n_too_long, "calib": 0}
     for split_name, frame in (("val", splits.val), ("calib", splits.calib)):
         if len(frame):
-            p = positive_probabilities(trainer.model, tokenizer, _encode(tokenizer, frame, config, False))
-            probs[split_name] = p
-            write_probabilities(seed_dir / f"{split_name}_probabilities.csv", _probability_frame(frame, p))
+            encoded = _encode(tokenizer, frame, config, False)
+            too_long[split_name] = encoded.n_too_long
+            p = positive_probabilities(trainer.model, tokenizer, encoded)
+            if main:
+                write_probabilities(
+                    seed_dir / f"{split_name}_probabilities.csv", _probability_frame(frame, p)
+                )
     metrics = {
         "seed": seed,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best": best,
         "history": epoch_history(trainer),
-        "truncated_posts": {
-            "train": train_enc.n_too_long,
-            "val": val_enc.n_too_long,
-            "policy": config.model.long_posts,
-        },
+        "truncated_posts": truncation_summary(too_long, splits, config, log_it=main),
     }
-    write_json(seed_dir / "metrics.json", metrics)
-    mark_seed_done(seed_dir, {"seed": seed, "best": best})
-    remove_checkpoints(seed_dir / "checkpoints")
+    if main:
+        write_json(seed_dir / "metrics.json", metrics)
+        mark_seed_done(seed_dir, {"seed": seed, "best": best})
+    wait_for_everyone()  # nobody still reads a checkpoint, and every process sees DONE
+    if main:
+        remove_checkpoints(seed_dir / "checkpoints")
     return metrics
 
 
-def _check_or_start(run_dir: Path, config: AdeConfig) -> None:
-    """A run folder holds one config: restarting the same config resumes, a different one is refused."""
+def _check_or_start(run_dir: Path, config: AdeConfig, *, write: bool) -> None:
+    """A run folder holds one config: restarting the same config resumes, a different one is refused.
+
+    Every process checks; only the main one (``write``) saves the config.
+    """
     import yaml
 
     if (run_dir / "medsift_run.json").exists():
@@ -212,21 +264,31 @@ def _check_or_start(run_dir: Path, config: AdeConfig) -> None:
                 "another output_dir",
                 file=run_dir,
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_resolved_config(run_dir, config)
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_resolved_config(run_dir, config)
 
 
 def _average_seeds(run_dir: Path, seeds: list[int], split_name: str) -> pd.DataFrame | None:
-    """Multi-seed averaging: ``p_ade`` is the mean, ``p_ade__seed<N>`` keep each member."""
+    """Multi-seed averaging: ``p_ade`` is the mean, ``p_ade__seed<N>`` keep each member.
+
+    Rows are matched on ``uid`` (unique across the merged training files; ``id`` may repeat).
+    """
     frames = [run_dir / f"seed-{s}" / f"{split_name}_probabilities.csv" for s in seeds]
     if not all(f.exists() for f in frames):
         return None
     from medsift.io import read_probabilities
 
-    first = read_probabilities(frames[0])
-    out = first[["id", "language", "label"]].copy()
-    for seed, path in zip(seeds, frames, strict=True):
-        out[f"p_ade__seed{seed}"] = read_probabilities(path)["p_ade"].to_numpy()
+    members = [read_probabilities(f) for f in frames]
+    key = "uid" if all("uid" in m.columns for m in members) else "id"  # seeds saved before uids: by id
+    out = members[0][["id", "language", "label", *(["uid"] if key == "uid" else [])]].copy()
+    for seed, path, seed_rows in zip(seeds, frames, members, strict=True):
+        p = seed_rows.set_index(key)["p_ade"].reindex(out[key])
+        if p.isna().any():
+            raise MedsiftError(
+                f"seed {seed} did not score the same {split_name} rows as seed {seeds[0]}", file=path
+            )
+        out[f"p_ade__seed{seed}"] = p.to_numpy()
     out["p_ade"] = out[[f"p_ade__seed{s}" for s in seeds]].mean(axis=1)
     write_probabilities(run_dir / f"{split_name}_probabilities.csv", out)
     return out
@@ -242,7 +304,8 @@ def train(
     the teacher's probabilities on the training rows (weight ``loss.distill_weight``) as well as the gold labels.
     """
     run_dir = Path(run_dir or config.output_dir)
-    _check_or_start(run_dir, config)
+    main = is_main_process()
+    _check_or_start(run_dir, config, write=main)
     splits = load_splits(config)
     extra: dict[str, Any] = {}
     if teacher is not None:
@@ -252,8 +315,10 @@ def train(
             p_teacher=teacher_probabilities(teacher, splits.train, quiet=quiet)
         )
         extra["teacher"] = str(Path(teacher).resolve())
-    with atomic_write(run_dir / "splits.csv") as fh:
-        splits.table().to_csv(fh, index=False)
+    if main:
+        with atomic_write(run_dir / "splits.csv") as fh:
+            splits.table().to_csv(fh, index=False)
+    wait_for_everyone()
     summaries = []
     for seed in config.seeds:
         seed_dir = run_dir / f"seed-{seed}"
@@ -261,11 +326,24 @@ def train(
             summaries.append(read_json(seed_dir / "metrics.json"))
             continue
         summaries.append(train_seed(config, splits, seed, seed_dir, quiet=quiet))
+    if main:
+        _finish_run(run_dir, config, splits, summaries, extra)
+    wait_for_everyone()  # the run is complete for every process when train returns
+    return run_dir
+
+
+def _finish_run(
+    run_dir: Path, config: AdeConfig, splits: AdeSplits, summaries: list[dict], extra: dict[str, Any]
+) -> None:
+    """Run-level files (main process only): seed averages, thresholds, metrics and, last, the manifest."""
     for split_name in ("val", "calib"):
         _average_seeds(run_dir, config.seeds, split_name)
     policy = ThresholdPolicy(mode="global", fallback=config.threshold, fallback_rule="global")
     write_json(run_dir / "thresholds.json", policy.to_dict())
-    write_json(run_dir / "metrics.json", {"seeds": {str(s["seed"]): s["best"] for s in summaries}})
+    run_metrics: dict[str, Any] = {"seeds": {str(s["seed"]): s["best"] for s in summaries}}
+    if "truncated_posts" in summaries[-1]:  # the same for every seed: one tokenizer, one split
+        run_metrics["truncated_posts"] = summaries[-1]["truncated_posts"]
+    write_json(run_dir / "metrics.json", run_metrics)
     RunManifest(
         kind="ade-classifier",
         task="ade",
@@ -277,4 +355,3 @@ def train(
             "splits": {k: len(getattr(splits, k)) for k in ("train", "val", "calib")},
         },
     ).save(run_dir)
-    return run_dir

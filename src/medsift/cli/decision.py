@@ -111,7 +111,13 @@ def register(app: typer.Typer) -> None:
             ),
         ],
         output: Annotated[Path, typer.Option("--output", "-o", help="Ensemble run directory to create.")],
-        method: Annotated[str, typer.Option(help="hard | soft | weighted")] = "soft",
+        method: Annotated[
+            str,
+            typer.Option(
+                help="hard (majority of member votes at 0.5; the vote share is the ensemble's probability) | "
+                "soft (mean probability) | weighted (weighted mean; weights from val F1 or --weights)"
+            ),
+        ] = "soft",
         weights: Annotated[str | None, typer.Option(help="Explicit weights, one per member: 1.0,0.7")] = None,
         weights_from: Annotated[
             str, typer.Option(help="weighted: val_f1 (member val F1 at 0.5) | equal")
@@ -128,7 +134,11 @@ def register(app: typer.Typer) -> None:
         grid: Annotated[str, typer.Option(help="Threshold grid START:STOP:STEP")] = "0.20:0.80:0.01",
         metric: Annotated[str, typer.Option(help="f1 | macro_f1")] = "f1",
         min_positives: Annotated[
-            int, typer.Option(help="Positives a language needs to get its own threshold.")
+            int,
+            typer.Option(
+                help="per_language: positive calib rows a language (or <lang>_cadec group) needs to get its own "
+                "threshold; groups with fewer use the --fallback threshold."
+            ),
         ] = 5,
         calibrate: Annotated[
             str, typer.Option(help="none | temperature | platt (per member, before combining)")
@@ -139,6 +149,14 @@ def register(app: typer.Typer) -> None:
         ] = [],  # noqa: B006
         cross_fit: Annotated[
             int | None, typer.Option(help="No calib rows: cross-fit K folds on the val rows.")
+        ] = None,
+        tie: Annotated[
+            str | None,
+            typer.Option(
+                help="--method hard: a row with exactly half the (weighted) votes. Default positive (favours "
+                "recall: ADE is the rare class); negative (favours precision); mean_prob (the mean member "
+                "probability, >= 0.5, decides)."
+            ),
         ] = None,
     ) -> None:
         """Combine ADE members (or impact-tagger runs, by token vote) into a run that `medsift predict` can use."""
@@ -160,8 +178,11 @@ def register(app: typer.Typer) -> None:
                 )
             for member, path in zip(found, calib_file, strict=True):
                 member.calib_path, member.calib = path.resolve(), read_member_probabilities(path)
+        if tie is not None and method != "hard":
+            raise MedsiftError("--tie applies to --method hard only (soft and weighted votes have no ties)")
         options = EnsembleOptions(
             method=method,
+            tie=tie or "positive",
             weights=parse_weights(weights),
             weights_from=weights_from,
             thresholds=thresholds,
@@ -185,7 +206,13 @@ def register(app: typer.Typer) -> None:
         fallback: Annotated[str, typer.Option(help="mean | pooled | global")] = "mean",
         grid: Annotated[str, typer.Option(help="Threshold grid START:STOP:STEP")] = "0.20:0.80:0.01",
         metric: Annotated[str, typer.Option(help="f1 | macro_f1")] = "f1",
-        min_positives: Annotated[int, typer.Option()] = 5,
+        min_positives: Annotated[
+            int,
+            typer.Option(
+                help="per_language: positive calib rows a language (or <lang>_cadec group) needs to get its own "
+                "threshold; groups with fewer use the --fallback threshold."
+            ),
+        ] = 5,
     ) -> None:
         """Retune a classifier run's thresholds.json on its calib rows (never on the val rows)."""
         from rich.console import Console

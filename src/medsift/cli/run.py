@@ -76,6 +76,44 @@ def _print_scores(result: dict[str, Any]) -> None:
     )
 
 
+def _member_files(items: list[str]) -> dict[str, Path] | None:
+    """``--member-probabilities NAME=PATH`` options as a mapping (None when none was given)."""
+    if not items:
+        return None
+    out: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise MedsiftError(f"--member-probabilities {item!r}: expected NAME=PATH")
+        out[name.strip()] = Path(path.strip())
+    return out
+
+
+def _truncation_lines(run_dir: Path, kind: str, result: dict[str, Any]) -> list[str]:
+    """Tell the user how many posts did not fit the model and which long-post policy handled them."""
+    from medsift.ade.config import truncation_note
+
+    entries = result.get("truncation")
+    if entries is None and kind == "ade-classifier" and "truncated" in result:
+        from medsift.config import read_yaml
+
+        model = read_yaml(run_dir / "config.yaml").get("model", {})
+        entries = [
+            {
+                "posts": result["truncated"],
+                "max_length": model.get("max_length", 256),
+                "policy": model.get("long_posts", "head_tail"),
+            }
+        ]
+    rows = result.get("rows", "?")
+    return [
+        truncation_note(
+            e["posts"], rows, e["max_length"], e["policy"], e.get("run") if len(entries) > 1 else None
+        )
+        for e in entries or []
+    ]
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
@@ -172,12 +210,24 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option(help="Impact taggers and LLM runs: posts (LLM: prompts) per batch.", min=1),
         ] = None,
+        member_probabilities: Annotated[
+            list[str],
+            typer.Option(
+                metavar="NAME=PATH",
+                help="ADE ensemble: probabilities of INPUT's rows for a member that is a probability file "
+                "(an outside system has no model to run); matched by id, every id exactly once. Repeatable.",
+            ),
+        ] = [],  # noqa: B006
         as_json: Annotated[
             bool, typer.Option("--json", help="Print scores as JSON (labelled input).")
         ] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
-        """Predict every row of INPUT (one prediction per input id, in input order); score it if labelled."""
+        """Predict every row of INPUT (one prediction per input id, in input order); score it if labelled.
+
+        ADE runs also say how many posts were longer than the model's max_length and which long-post policy
+        (model.long_posts) handled them.
+        """
         from medsift.runs import RunManifest
 
         if quiet:
@@ -197,11 +247,20 @@ def register(app: typer.Typer) -> None:
             engine=engine,
             decoding=decoding,
             batch_size=batch_size,
+            member_probabilities=_member_files(member_probabilities),
             quiet=quiet or None,
         )
         typer.echo(f"wrote {output} ({result.get('rows', '?')} rows)", err=True)
         if result.get("repairs"):
             typer.echo(repair_line(result["repairs"], result.get("constrained")), err=True)
+        for line in _truncation_lines(run_dir, manifest.kind, result):
+            typer.echo(line, err=True)
+        if result.get("fallback_rows"):
+            typer.echo(
+                f"{result['fallback_rows']} rows of group(s) {', '.join(result['fallback_groups'])} have no tuned "
+                "threshold of their own and used the fallback",
+                err=True,
+            )
         if result.get("scores"):
             if as_json:
                 typer.echo(json.dumps(result["scores"], indent=2, default=float))

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from medsift.decision.calibration import Calibrator, calibrate_members, expected_calibration_error
-from medsift.decision.members import Member, MemberPredictor
+from medsift.decision.ensemble_report import ensemble_report
+from medsift.decision.members import FILES_KIND, Member, MemberPredictor, load_given_members
 from medsift.decision.thresholds import (
     DEFAULT_GRID,
     ThresholdPolicy,
@@ -32,7 +33,7 @@ from medsift.decision.thresholds import (
     threshold_groups,
     tune_thresholds,
 )
-from medsift.decision.voting import align_members, combine, weights_from_scores
+from medsift.decision.voting import align_members, combine, member_key, weights_from_scores
 from medsift.errors import MedsiftError
 from medsift.runs import RunManifest, read_json, write_json
 
@@ -44,6 +45,7 @@ _CHOICES = {
     "fallback": ("mean", "pooled", "global"),
     "metric": ("f1", "macro_f1", "fbeta"),
     "calibrate": ("none", "temperature", "platt"),
+    "tie": ("positive", "negative", "mean_prob"),
 }
 
 
@@ -62,28 +64,39 @@ class EnsembleOptions:
     calibrate: str = "none"
     cross_fit: int | None = None
     cross_fit_seed: int = 13
+    tie: str = (
+        "positive"  # hard vote: a row with exactly half the votes (see medsift.decision.voting.combine)
+    )
 
 
 @dataclass
 class Rows:
-    """Aligned rows of every member: ids, labels, languages and the (n_rows, n_members) probabilities."""
+    """Aligned rows of every member: ids, labels, languages and the (n_rows, n_members) probabilities.
+
+    ``uids`` is the rows' key when the members were matched on ``uid`` (ids may then repeat), else None.
+    """
 
     ids: np.ndarray
     y: np.ndarray
     languages: np.ndarray
     probs: np.ndarray
     source: list[str]
+    uids: np.ndarray | None = None
 
 
 def _aligned(members: list[Member], split: str) -> Rows:
     frames = {m.name: getattr(m, split) for m in members}
-    ids, probs = align_members(frames)
-    first = frames[members[0].name].set_index("id").loc[list(ids)]
+    key = member_key(frames)
+    keys, probs = align_members(frames)
+    first = frames[members[0].name]
+    first = first.set_index(first[key].astype(str)).loc[list(keys)]
     if "label" not in first.columns or first["label"].isna().any():
         raise MedsiftError(f"member {members[0].name!r}: every {split} row needs a label to tune on it")
     y = first["label"].astype(int).to_numpy()
     sources = [str(getattr(m, f"{split}_path")) for m in members]
-    return Rows(ids, y, first["language"].astype(str).to_numpy(dtype=object), probs, sources)
+    ids = first["id"].astype(str).to_numpy(dtype=object)
+    languages = first["language"].astype(str).to_numpy(dtype=object)
+    return Rows(ids, y, languages, probs, sources, keys if key == "uid" else None)
 
 
 def _member_weights(members: list[Member], val: Rows, options: EnsembleOptions) -> tuple[list, list | None]:
@@ -109,7 +122,8 @@ def _member_weights(members: list[Member], val: Rows, options: EnsembleOptions) 
 
 def _combine(probs: np.ndarray, options: EnsembleOptions, weights: list | None) -> np.ndarray:
     method = "soft" if options.method == "weighted" and weights is None else options.method
-    return combine(probs, method, None if weights is None else np.asarray(weights))  # type: ignore[arg-type]
+    w = None if weights is None else np.asarray(weights)
+    return combine(probs, method, w, tie=options.tie)  # type: ignore[arg-type]
 
 
 def _tuning_rows(members: list[Member], val: Rows, options: EnsembleOptions) -> tuple[Rows | None, str]:
@@ -223,6 +237,8 @@ def _frame(rows: Rows, members: list[Member], spec: dict[str, Any]) -> tuple[pd.
     probs = _calibrated(rows.probs, cals)
     p = _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"])
     frame = pd.DataFrame({"id": rows.ids, "language": rows.languages, "p_ade": p, "label": rows.y})
+    if rows.uids is not None:
+        frame["uid"] = rows.uids
     for j, member in enumerate(members):
         frame[f"p_ade__{member.name}"] = probs[:, j]
     return frame, p
@@ -308,6 +324,47 @@ def apply_spec(spec: dict[str, Any], member_probs: np.ndarray) -> tuple[np.ndarr
     return _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"]), probs
 
 
+def file_member_names(run_dir: str | Path) -> list[str]:
+    """Names of the probability-file members of an ensemble, nested ensembles included."""
+    names = []
+    for member in load_spec(run_dir)["members"]:
+        if member["kind"] == FILES_KIND:
+            names.append(member["name"])
+        elif member["kind"] == "ade-ensemble":
+            names += file_member_names(member["path"])
+    return names
+
+
+def _check_member_names(run_dir: Path, given: dict[str, Path]) -> None:
+    """Refuse a ``--member-probabilities`` name that is no probability-file member (a typo, say), up front."""
+    known = file_member_names(run_dir)
+    for name in given:
+        if name not in known:
+            raise MedsiftError(
+                f"--member-probabilities {name}: the ensemble has no probability-file member of that name "
+                f"(its probability-file members: {', '.join(known) or 'none'})",
+                file=run_dir,
+            )
+
+
+def applied_thresholds(policy: ThresholdPolicy, groups: list[str] | np.ndarray) -> dict[str, Any]:
+    """What the policy did to rows of these threshold ``groups`` (``<lang>`` or ``<lang>_cadec``).
+
+    ``thresholds`` maps each group present to the threshold it got; ``fallback_rows`` counts rows whose
+    group had no per-language threshold of its own (per_language mode only: in the other modes one
+    threshold serves every row by design) and ``fallback_groups`` names those groups.
+    """
+    groups = [str(g) for g in groups]
+    fell_back = (
+        sorted({g for g in groups if g not in policy.thresholds}) if policy.mode == "per_language" else []
+    )
+    return {
+        "thresholds": {g: policy.threshold_for(g) for g in sorted(set(groups))},
+        "fallback_rows": sum(g in fell_back for g in groups),
+        "fallback_groups": fell_back,
+    }
+
+
 def predict_file(
     run_dir: Path,
     input_path: Path,
@@ -315,21 +372,29 @@ def predict_file(
     *,
     probabilities: Path | None = None,
     quiet: bool = False,
+    member_probabilities: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Predict every row of ``input_path`` with an ensemble run; write the submission (and probabilities).
 
-    Rows of a language the thresholds were not tuned for (e.g. Farsi) get the policy's fallback. Returns
-    ``rows``, ``positives``, ``fallback_rows`` and, for labelled input, ``scores``.
+    Rows of a language the thresholds were not tuned for (e.g. Farsi) get the policy's fallback; CADEC rows
+    are cut with their ``<lang>_cadec`` threshold, as they are scored. ``member_probabilities`` gives the
+    probabilities of members that are probability files (an outside system), keyed by member name, for the
+    rows of this input. Returns ``rows``, ``positives``, ``thresholds`` and ``fallback_rows`` (per threshold
+    group, see :func:`applied_thresholds`), ``truncation`` (per classifier member) and, for labelled input,
+    ``scores``.
     """
     from medsift.io import read_ade_any, write_ade_submission, write_probabilities
     from medsift.scoring import score_ade
 
     rows = read_ade_any(input_path, labelled=None)
     languages = rows["language"].fillna("").astype(str).tolist()
+    _check_member_names(run_dir, member_probabilities or {})
+    predictor = MemberPredictor(quiet=quiet, given=load_given_members(member_probabilities, rows, input_path))
     p, members, policy = ensemble_probabilities(
-        run_dir, rows["text"].tolist(), languages, predictor=MemberPredictor(quiet=quiet)
+        run_dir, rows["text"].tolist(), languages, predictor=predictor
     )
-    labels = policy.apply(p, threshold_groups(rows["id"].astype(str), languages))
+    groups = threshold_groups(rows["id"].astype(str), languages)
+    labels = policy.apply(p, groups)
     write_ade_submission(output, rows["id"].tolist(), labels.tolist())
     labelled = bool(rows["label"].notna().all())
     if probabilities is not None:
@@ -342,8 +407,8 @@ def predict_file(
     result: dict[str, Any] = {
         "rows": len(rows),
         "positives": int(labels.sum()),
-        "fallback_rows": int(sum(lang not in policy.thresholds for lang in languages)),
-        "thresholds": {lang: policy.threshold_for(lang) for lang in sorted(set(languages))},
+        **applied_thresholds(policy, groups),
+        "truncation": predictor.truncation,
     }
     if labelled:
         gold = rows[["id", "label", "language"]]
@@ -351,73 +416,3 @@ def predict_file(
             gold, pd.DataFrame({"id": rows["id"], "predicted_label": labels})
         ).to_dict()
     return result
-
-
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def ensemble_report(spec: dict[str, Any]) -> str:
-    """``report.md``: members and weights, thresholds per language and the fallback, ECE, rows used."""
-    policy = ThresholdPolicy.from_dict(spec["policy"])
-    used = spec["rows_used"]
-    tune = used["calibration_and_thresholds"]
-    lines = [f"# ADE ensemble ({spec['method']} vote)", ""]
-    lines += [f"> **{w}**" for w in spec["warnings"]] + ([""] if spec["warnings"] else [])
-    lines += [
-        "## Members",
-        "",
-        "| member | kind | val F1 @0.5 | weight | calibrator |",
-        "|---|---|---|---|---|",
-    ]
-    for member, cal in zip(spec["members"], spec["calibrators"], strict=True):
-        shown = {"none": "none", "temperature": f"T={cal['temperature']:.3f}"}.get(
-            cal["method"], f"a={cal['a']:.3f} b={cal['b']:.3f}"
-        )
-        weight = "equal" if member["weight"] is None else f"{member['weight']:.3f}"
-        lines.append(
-            f"| {member['name']} | {member['kind']} | {member['val_f1_at_0.5']:.4f} | {weight} | {shown} |"
-        )
-    lines += [
-        "",
-        "## Thresholds",
-        "",
-        f"mode `{policy.mode}`, metric `{policy.metric}`, min positives {policy.min_positives}",
-        "",
-        "| language | threshold | source |",
-        "|---|---|---|",
-    ]
-    for lang in sorted(set(policy.counts) | set(policy.thresholds)):
-        source = "tuned" if lang in policy.thresholds else policy.fallback_languages.get(lang, "fallback")
-        lines.append(f"| {lang} | {policy.threshold_for(lang):.2f} | {source} |")
-    lines += [
-        f"| any other language (e.g. fa) | {policy.fallback:.2f} | fallback rule `{policy.fallback_rule}` |",
-        "",
-        "Fallback rules: `mean` = mean of the tuned per-language thresholds (the papers' rule); `pooled` = the "
-        "threshold optimal on all tuning rows pooled (what pooled F1 rewards); `global` = 0.5.",
-        "",
-        "## Calibration (expected calibration error, 10 bins)",
-        "",
-        "| member | tuning rows before | after | val rows before | after |",
-        "|---|---|---|---|---|",
-    ]
-    for name, e in spec["ece"].items():
-        keys = ("tuning_rows_before", "tuning_rows_after", "val_rows_before", "val_rows_after")
-        lines.append(f"| {name} | " + " | ".join(_fmt(e.get(k)) for k in keys) + " |")
-    lines += [
-        "",
-        "## Rows used",
-        "",
-        f"- member weights (val F1 at 0.5): {used['weights']['rows']} `val` rows "
-        "(they chose the checkpoints; never used for thresholds)",
-        f"- calibrators and thresholds: {tune['rows']} rows of split `{tune['split']}`"
-        + (
-            f", {tune['cross_fit_folds']}-fold cross-fitted, out-of-fold score {_fmt(tune['out_of_fold_score'])}"
-            if tune["cross_fit_folds"]
-            else ""
-        ),
-        *[f"  - `{f}`" for f in dict.fromkeys(tune["files"])],
-        f"- ensemble F1 on val rows with these thresholds: {_fmt(spec.get('val_f1'))}",
-        "",
-    ]
-    return "\n".join(lines)

@@ -8,7 +8,8 @@ A member is one of:
 - one seed of a classifier run (``RUN_DIR@seed7``, or every seed with ``expand_seeds``): the
   ``p_ade__seed<N>`` column of the same files, so that seeds can be voted on;
 - a pair of probability files from any system, ``val=PATH,calib=PATH`` (``name=`` optional). Such a member
-  has no model, so an ensemble holding it can be built and tuned but cannot predict new data.
+  has no model: to predict new data, ``medsift predict ENSEMBLE INPUT --member-probabilities NAME=PATH``
+  gives that system's probabilities for the input's rows (matched by id; any mismatch is refused).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class Member:
 
 
 def read_member_probabilities(path: Path, column: str = "p_ade") -> pd.DataFrame:
-    """One column of a probability file as a member frame: ``id`` (str), ``language``, ``p_ade``[, ``label``]."""
+    """One column of a probability file as a member frame: ``id`` (str), ``language``, ``p_ade``[, ``label``]
+    [, ``uid``] (a run's own val/calib files carry ``uid``: the rows' key when ids repeat across files)."""
     from medsift.io import read_probabilities
 
     frame = read_probabilities(path)
@@ -64,6 +66,8 @@ def read_member_probabilities(path: Path, column: str = "p_ade") -> pd.DataFrame
     out["p_ade"] = frame[column].to_numpy(dtype=float)
     if "label" in frame.columns:
         out["label"] = frame["label"]
+    if "uid" in frame.columns:
+        out["uid"] = frame["uid"].astype(str)
     return out
 
 
@@ -175,29 +179,82 @@ def _llm_probabilities(run_dir: Path, texts: list[str], quiet: bool) -> np.ndarr
     return np.mean(np.stack(seeds), axis=0)
 
 
-class MemberPredictor:
-    """Scores new posts with every member; loads each classifier run once even when its seeds are members."""
+def load_given_members(
+    paths: dict[str, Path] | None, rows: pd.DataFrame, input_path: Path
+) -> dict[str, np.ndarray]:
+    """P(ADE) of probability-file members for ``rows``, read from ``NAME -> PATH`` and aligned by id.
 
-    def __init__(self, quiet: bool = True):
+    Every file must score exactly the input's ids (no id missing, none extra); anything else is refused.
+    """
+    given: dict[str, np.ndarray] = {}
+    ids = rows["id"].astype(str)
+    for name, path in (paths or {}).items():
+        frame = read_member_probabilities(Path(path))
+        frame_ids = frame["id"].astype(str)
+        missing = sorted(set(ids) - set(frame_ids))
+        extra = sorted(set(frame_ids) - set(ids))
+        if missing or extra or frame_ids.duplicated().any():
+            problem = f"{len(missing)} id(s) of {input_path} missing" + (
+                f" (e.g. {missing[0]!r})" if missing else ""
+            )
+            problem += f", {len(extra)} id(s) not in it" + (f" (e.g. {extra[0]!r})" if extra else "")
+            if frame_ids.duplicated().any():
+                problem += ", repeated ids"
+            raise MedsiftError(
+                f"--member-probabilities {name}: the file must score exactly the input's rows: {problem}",
+                file=path,
+            )
+        given[name] = frame.set_index(frame_ids)["p_ade"].loc[ids].to_numpy(dtype=float)
+    return given
+
+
+class MemberPredictor:
+    """Scores new posts with every member; loads each classifier run once even when its seeds are members.
+
+    ``given`` holds, per probability-file member name, its probabilities for the posts being scored (see
+    :func:`load_given_members`): such a member has no model to run.
+    """
+
+    def __init__(self, quiet: bool = True, given: dict[str, np.ndarray] | None = None):
         self.quiet = quiet
+        self.given = dict(given or {})
         self._classifier_outputs: dict[Path, Any] = {}
+        # per classifier run: posts longer than its max_length and the long-post policy that handled them
+        self.truncation: list[dict[str, Any]] = []
 
     def _classifier(self, run_dir: Path, texts: list[str], languages: list[str]):
         if run_dir not in self._classifier_outputs:
             from medsift.ade import AdeClassifier
 
             clf = AdeClassifier.from_run(run_dir)
-            self._classifier_outputs[run_dir] = clf.predict(texts, languages, progress=not self.quiet)
+            pred = clf.predict(texts, languages, progress=not self.quiet)
+            self._classifier_outputs[run_dir] = pred
+            self.truncation.append(
+                {
+                    "run": run_dir.name,
+                    "posts": int(pred.n_truncated),
+                    "max_length": clf.config.model.max_length,
+                    "policy": clf.config.model.long_posts,
+                }
+            )
         return self._classifier_outputs[run_dir]
 
     def predict(self, member: dict[str, Any], texts: list[str], languages: list[str]) -> np.ndarray:
         """P(ADE) per post from one member recorded in ``ensemble.json``."""
         kind, path = member["kind"], Path(member["path"])
         if kind == FILES_KIND:
+            if member["name"] in self.given:
+                values = self.given[member["name"]]
+                if len(values) != len(texts):
+                    raise MedsiftError(
+                        f"--member-probabilities {member['name']}: {len(values)} rows for {len(texts)} posts"
+                    )
+                return values
             raise MedsiftError(
-                f"member {member['name']!r} is a probability file ({path}); it has no model to score new "
-                "posts. Rebuild the ensemble without it, or give that system's probabilities for this input "
-                "as a member of a new ensemble"
+                f"member {member['name']!r} is a probability file ({path}) from another system: it has no model "
+                f"to score new posts. `medsift predict` takes that system's probabilities for the input's rows "
+                f"with --member-probabilities {member['name']}=PATH (a probability file with the input's ids); "
+                "elsewhere (e.g. as a distillation teacher) use an ensemble without it"
             )
         if kind == "ade-classifier":
             pred = self._classifier(path, texts, languages)

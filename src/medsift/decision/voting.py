@@ -27,6 +27,8 @@ Method = Literal["hard", "soft", "weighted"]
 
 # Ties are detected on the vote fraction; weighted fractions are float sums, so exact equality is too strict.
 _TIE_TOLERANCE = 1e-9
+# combine(method="hard"): a tie resolved as negative gets the vote share 0.5 - TIE_SHIFT, so a cut at 0.5 obeys it.
+TIE_SHIFT = 1e-6
 
 
 def _normalised_weights(weights: npt.ArrayLike, n_members: int) -> np.ndarray:
@@ -138,14 +140,23 @@ def combine(
     weights: npt.ArrayLike | None = None,
     *,
     thresholds: float | npt.ArrayLike = 0.5,
+    tie: Tie = "positive",
 ) -> np.ndarray:
     """Combine members into one probability per row.
 
     ``"hard"``: the (weighted) fraction of positive votes at ``thresholds``; ``"soft"``: the mean probability
     (weighted when ``weights`` is given); ``"weighted"``: the weighted mean, ``weights`` required.
+
+    Hard voting and ``tie``: a row with exactly half the votes keeps the share 0.5 when :func:`hard_vote`
+    resolves it as positive and gets ``0.5 - TIE_SHIFT`` when it resolves it as negative, so that the usual
+    cut ``share >= 0.5`` decides ties by the rule (``"positive"``, the default, leaves every share as it is).
+    A tuned threshold below 0.5 makes every tied row positive and one above 0.5 every tied row negative,
+    as a majority rule at that threshold should.
     """
     if method == "hard":
-        return hard_vote(probs, thresholds, weights=weights)[0]
+        fraction, labels = hard_vote(probs, thresholds, tie=tie, weights=weights)
+        is_tie = np.abs(fraction - 0.5) <= _TIE_TOLERANCE
+        return np.where(is_tie, np.where(labels == 1, 0.5, 0.5 - TIE_SHIFT), fraction)
     if method == "soft":
         return soft_vote(probs, weights)
     if method == "weighted":
@@ -160,48 +171,67 @@ def _preview(values: Sequence[object], limit: int = 5) -> str:
     return shown + (", ..." if len(values) > limit else "")
 
 
-def _member_ids(name: str, frame: pd.DataFrame) -> pd.Series:
-    for column in ("id", "p_ade"):
+def member_key(frames: Mapping[str, pd.DataFrame]) -> str:
+    """The column members are matched on: ``uid`` when every member has one, else ``id``.
+
+    A run's own val/calib files carry ``uid`` (unique across the merged training files, whose ids may
+    repeat); probability files from elsewhere usually have ``id`` only, and then ``id`` must be unique.
+    """
+    return "uid" if frames and all("uid" in frame.columns for frame in frames.values()) else "id"
+
+
+def _member_keys(name: str, frame: pd.DataFrame, key: str, frames: Mapping[str, pd.DataFrame]) -> pd.Series:
+    for column in (key, "p_ade"):
         if column not in frame.columns:
             raise MedsiftError(f"member {name!r} has no {column!r} column (columns: {list(frame.columns)})")
-    ids = frame["id"].astype(str)
-    duplicated = ids[ids.duplicated()].unique().tolist()
+    keys = frame[key].astype(str)
+    duplicated = keys[keys.duplicated()].unique().tolist()
+    if duplicated and key == "id" and "uid" in frame.columns:
+        without = [other for other, f in frames.items() if "uid" not in f.columns]
+        raise MedsiftError(
+            f"member {name!r} has {len(duplicated)} ids that repeat ({_preview(duplicated)}), told apart by its "
+            f"uid column, but member(s) {', '.join(map(repr, without))} have no uid column, so the members "
+            "can only be matched by id; give every member a uid column (or ids that are unique)"
+        )
     if duplicated:
         raise MedsiftError(
-            f"member {name!r} has {len(duplicated)} duplicate ids ({_preview(duplicated)}); ids must be unique"
+            f"member {name!r} has {len(duplicated)} duplicate {key}s ({_preview(duplicated)}); "
+            f"{key}s must be unique"
         )
-    return ids
+    return keys
 
 
 def align_members(frames: Mapping[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
     """Stack the ``p_ade`` columns of several member frames into a ``(n_rows, n_members)`` matrix.
 
-    Every member must score exactly the same ids (compared as strings): a mismatch is refused with a message
-    naming the member, the counts and a few missing / extra ids, never silently inner-joined, because an
-    ensemble over a subset of rows would be scored on fewer rows than the submission needs. Duplicate ids in a
-    member are refused too. Rows follow the first member's id order; columns follow the mapping's order.
-    Returns ``(ids, matrix)``.
+    Rows are matched on :func:`member_key` (``uid`` when every member has it, else ``id``), compared as
+    strings. Every member must score exactly the same rows: a mismatch is refused with a message naming the
+    member, the counts and a few missing / extra keys, never silently inner-joined, because an ensemble over
+    a subset of rows would be scored on fewer rows than the submission needs. Duplicate keys in a member are
+    refused too. Rows follow the first member's order; columns follow the mapping's order.
+    Returns ``(keys, matrix)``.
     """
     if not frames:
         raise MedsiftError("no members to align")
+    key = member_key(frames)
     names = list(frames)
     reference_name = names[0]
-    reference = _member_ids(reference_name, frames[reference_name])
+    reference = _member_keys(reference_name, frames[reference_name], key, frames)
     reference_set = set(reference)
     columns = []
     for name in names:
         frame = frames[name]
-        ids = _member_ids(name, frame)
-        id_set = set(ids)
-        if name != reference_name and id_set != reference_set:
-            missing = [i for i in reference if i not in id_set]
-            extra = [i for i in ids if i not in reference_set]
+        keys = _member_keys(name, frame, key, frames)
+        key_set = set(keys)
+        if name != reference_name and key_set != reference_set:
+            missing = [i for i in reference if i not in key_set]
+            extra = [i for i in keys if i not in reference_set]
             raise MedsiftError(
-                f"member {name!r} ({len(ids)} ids) does not score the same rows as {reference_name!r} "
-                f"({len(reference)} ids): {len(missing)} missing ({_preview(missing)}), "
+                f"member {name!r} ({len(keys)} {key}s) does not score the same rows as {reference_name!r} "
+                f"({len(reference)} {key}s): {len(missing)} missing ({_preview(missing)}), "
                 f"{len(extra)} extra ({_preview(extra)}); refusing to combine members over different rows"
             )
-        series = pd.Series(pd.to_numeric(frame["p_ade"], errors="coerce").to_numpy(dtype=float), index=ids)
+        series = pd.Series(pd.to_numeric(frame["p_ade"], errors="coerce").to_numpy(dtype=float), index=keys)
         column = series.reindex(reference).to_numpy()
         if np.isnan(column).any():
             bad = reference[np.isnan(column)].tolist()

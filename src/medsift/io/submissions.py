@@ -21,6 +21,9 @@ from medsift.io.atomic import atomic_write
 SUBMISSION_COLUMNS = ("id", "predicted_label")
 PROBABILITY_COLUMNS = ("id", "language", "p_ade")
 MEMBER_PREFIX = "p_ade__"
+# Optional row key of a run's own val/calib files: unique across merged training files, whose ids may repeat
+# (the official files do). A file with a ``uid`` column is keyed by it; without one, ``id`` must be unique.
+UID_COLUMN = "uid"
 
 
 def _as_binary(value: object, path: Path, row: int, column: str = "predicted_label") -> int:
@@ -129,11 +132,23 @@ def _optional_label(value: object, path: Path, row: int) -> object:
     return _as_binary(value, path, row, "label")
 
 
-def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
-    """Write a probability file: ``id,language,p_ade``, then ``label`` and ``p_ade__<name>`` columns if present.
+def _check_row_keys(ids: Sequence[str], uids: Sequence[str] | None, path: Path) -> None:
+    """A probability file's rows are keyed by ``uid`` when it has one (ids may then repeat), else by ``id``."""
+    if uids is None:
+        _check_unique(ids, path)
+        return
+    _check_unique(uids, path, column=UID_COLUMN)
+    for row, value in enumerate(ids, start=1):
+        if not str(value).strip():
+            raise MedsiftError("id is missing", file=path, row=row)
 
-    Probabilities are written with full precision so that reading them back gives the same floats.
-    Other columns of ``frame`` are not written.
+
+def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
+    """Write a probability file: ``id,language,p_ade``, then ``label``, ``uid`` and ``p_ade__<name>`` if present.
+
+    ``id`` must be unique unless the frame has a ``uid`` column (a run's own val/calib rows merged from
+    files whose ids repeat): then ``uid`` must be unique and ``id`` may repeat. Probabilities are written
+    with full precision so that reading them back gives the same floats. Other columns are not written.
     """
     path = Path(path)
     missing = [c for c in PROBABILITY_COLUMNS if c not in frame.columns]
@@ -144,8 +159,10 @@ def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
     if frame.empty:
         raise MedsiftError("nothing to write: the frame has no rows", file=path)
     ids = [str(i) for i in frame["id"]]
-    _check_unique(ids, path)
+    uids = [str(u) for u in frame[UID_COLUMN]] if UID_COLUMN in frame.columns else None
+    _check_row_keys(ids, uids, path)
     check_writable(ids, path, "id")
+    check_writable(uids or [], path, UID_COLUMN)
     check_writable(frame["language"].tolist(), path, "language")
     prob_cols = _probability_columns(frame.columns)
     columns = [
@@ -153,6 +170,7 @@ def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
         "language",
         *prob_cols[:1],
         *(["label"] if "label" in frame.columns else []),
+        *([UID_COLUMN] if UID_COLUMN in frame.columns else []),
         *prob_cols[1:],
     ]
     rows = []
@@ -163,6 +181,8 @@ def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
             if column == "label":
                 label = _optional_label(cells[column], path, row)
                 out.append("" if label is pd.NA else str(label))
+            elif column == UID_COLUMN:
+                out.append(str(cells[column]))
             else:
                 out.append(repr(_probability(cells[column], path, row, column)))
         rows.append(out)
@@ -171,16 +191,23 @@ def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
 
 
 def read_probabilities(path: str | Path) -> pd.DataFrame:
-    """Read a probability file; returns ``id, language, p_ade[, label (Int64)][, p_ade__<name>...]``."""
+    """Read a probability file; returns ``id, language, p_ade[, label (Int64)][, uid][, p_ade__<name>...]``.
+
+    ``id`` must be unique, unless the file has a ``uid`` column: then ``uid`` must be (see
+    :func:`write_probabilities`).
+    """
     path = Path(path)
     frame = load_csv(path, PROBABILITY_COLUMNS, what="probability file (id,language,p_ade)")
-    _check_unique(frame["id"].astype(str).tolist(), path)
+    uids = frame[UID_COLUMN].astype(str).tolist() if UID_COLUMN in frame.columns else None
+    _check_row_keys(frame["id"].astype(str).tolist(), uids, path)
     prob_cols = _probability_columns(frame.columns)
     out = pd.DataFrame({"id": frame["id"].to_numpy(), "language": frame["language"].str.strip().to_numpy()})
     out["p_ade"] = [_probability(v, path, int(r), "p_ade") for r, v in frame["p_ade"].items()]
     if "label" in frame.columns:
         labels = [_optional_label(v, path, int(r)) for r, v in frame["label"].items()]
         out["label"] = pd.array(labels, dtype="Int64")
+    if UID_COLUMN in frame.columns:
+        out[UID_COLUMN] = frame[UID_COLUMN].to_numpy()
     for column in prob_cols[1:]:
         out[column] = [_probability(v, path, int(r), column) for r, v in frame[column].items()]
     return out

@@ -1,0 +1,80 @@
+"""``report.md`` of an ADE ensemble: members and weights, thresholds per language and their source, ECE, rows used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medsift.decision.thresholds import ThresholdPolicy
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def ensemble_report(spec: dict[str, Any]) -> str:
+    """``report.md``: members and weights, thresholds per language and the fallback, ECE, rows used."""
+    policy = ThresholdPolicy.from_dict(spec["policy"])
+    used = spec["rows_used"]
+    tune = used["calibration_and_thresholds"]
+    lines = [f"# ADE ensemble ({spec['method']} vote)", ""]
+    if spec["method"] == "hard":
+        tie = spec["options"].get("tie", "positive")
+        lines += [f"A row with exactly half the votes (a tie) is resolved as `{tie}`.", ""]
+    lines += [f"> **{w}**" for w in spec["warnings"]] + ([""] if spec["warnings"] else [])
+    lines += [
+        "## Members",
+        "",
+        "| member | kind | val F1 @0.5 | weight | calibrator |",
+        "|---|---|---|---|---|",
+    ]
+    for member, cal in zip(spec["members"], spec["calibrators"], strict=True):
+        shown = {"none": "none", "temperature": f"T={cal['temperature']:.3f}"}.get(
+            cal["method"], f"a={cal['a']:.3f} b={cal['b']:.3f}"
+        )
+        weight = "equal" if member["weight"] is None else f"{member['weight']:.3f}"
+        lines.append(
+            f"| {member['name']} | {member['kind']} | {member['val_f1_at_0.5']:.4f} | {weight} | {shown} |"
+        )
+    lines += [
+        "",
+        "## Thresholds",
+        "",
+        f"mode `{policy.mode}`, metric `{policy.metric}`, min positives {policy.min_positives}",
+        "",
+        "| language | threshold | source |",
+        "|---|---|---|",
+    ]
+    for lang in sorted(set(policy.counts) | set(policy.thresholds)):
+        source = "tuned" if lang in policy.thresholds else policy.fallback_languages.get(lang, "fallback")
+        lines.append(f"| {lang} | {policy.threshold_for(lang):.2f} | {source} |")
+    lines += [
+        f"| any other language (e.g. fa) | {policy.fallback:.2f} | fallback rule `{policy.fallback_rule}` |",
+        "",
+        "Fallback rules: `mean` = mean of the tuned per-language thresholds (the papers' rule); `pooled` = the "
+        "threshold optimal on all tuning rows pooled (what pooled F1 rewards); `global` = 0.5.",
+        "",
+        "## Calibration (expected calibration error, 10 bins)",
+        "",
+        "| member | tuning rows before | after | val rows before | after |",
+        "|---|---|---|---|---|",
+    ]
+    for name, e in spec["ece"].items():
+        keys = ("tuning_rows_before", "tuning_rows_after", "val_rows_before", "val_rows_after")
+        lines.append(f"| {name} | " + " | ".join(_fmt(e.get(k)) for k in keys) + " |")
+    lines += [
+        "",
+        "## Rows used",
+        "",
+        f"- member weights (val F1 at 0.5): {used['weights']['rows']} `val` rows "
+        "(they chose the checkpoints; never used for thresholds)",
+        f"- calibrators and thresholds: {tune['rows']} rows of split `{tune['split']}`"
+        + (
+            f", {tune['cross_fit_folds']}-fold cross-fitted, out-of-fold score {_fmt(tune['out_of_fold_score'])}"
+            if tune["cross_fit_folds"]
+            else ""
+        ),
+        *[f"  - `{f}`" for f in dict.fromkeys(tune["files"])],
+        f"- ensemble F1 on val rows with these thresholds: {_fmt(spec.get('val_f1'))}",
+        "",
+    ]
+    return "\n".join(lines)
