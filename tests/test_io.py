@@ -344,3 +344,18 @@ def test_impacts_submission_round_trip_property(tmp_path: Path, rows: list, data
     )
     frame.to_csv(task7, index=False, quoting=csv.QUOTE_ALL)  # pandas leaves a lone \r unquoted
     assert read_impacts(task7)["tokens"].tolist() == tokens
+
+
+def test_impacts_readers_take_conll_files(tmp_path: Path) -> None:
+    """A CoNLL file goes wherever a Task 7 CSV goes (train, predict, score read through read_impacts)."""
+    from medsift.io import read_impacts
+
+    path = tmp_path / "dev.conll"
+    path.write_text("I\tO\nwas\tO\nfired\tB-SOCIAL\n\nNo\tO\npain\tB-CLINICAL\n", encoding="utf-8")
+    frame = read_impacts(path, labelled=True)
+    assert frame["ID"].tolist() == ["dev_1", "dev_2"]
+    assert frame["tokens"].tolist() == [["I", "was", "fired"], ["No", "pain"]]
+    assert frame["ner_tags"].tolist() == [["O", "O", "B-SOCIAL"], ["O", "B-CLINICAL"]]
+    path.write_text("I\tO\nwas\tX-BAD\n", encoding="utf-8")
+    with pytest.raises(MedsiftError, match="row 2"):
+        read_impacts(path)

@@ -114,15 +114,23 @@ def _use_tags(frame: pd.DataFrame, labelled: bool | None, path: Path) -> bool:
     return bool(labelled) or bool(frame["ner_tags"].str.strip().ne("").any())
 
 
+CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".iob2")
+
+
 def read_impacts(
     path: str | Path, *, labelled: bool | None = None, label_set: Iterable[str] | None = None
 ) -> pd.DataFrame:
     """Read a Task 7 CSV; returns ``ID, tokens, ner_tags, labels, source, uid`` (lists of str or None).
 
     All rows are kept, including repeated IDs (see :func:`unique_uids`). Errors name the row:
-    malformed list literal, empty token list, tags/tokens length mismatch, invalid tag.
+    malformed list literal, empty token list, tags/tokens length mismatch, invalid tag. A CoNLL file
+    (``.conll``, ``.bio``, ``.iob``, ``.iob2``) is read by :func:`medsift.io.read_conll` into the same frame.
     """
     path = Path(path)
+    if path.suffix.lower() in CONLL_SUFFIXES:
+        from medsift.io.conll import read_conll
+
+        return read_conll(path)  # every tag is checked there, errors naming the line
     required = ["ID", "tokens", "ner_tags"] if labelled else ["ID", "tokens"]
     frame = load_csv(path, required, what="Task 7 (impacts) CSV")
     use_tags = _use_tags(frame, labelled, path)
