@@ -380,3 +380,49 @@ def test_decision_options_say_what_they_do():
     assert "Default positive" in helps[("ensemble", "tie")] and "mean_prob" in helps[("ensemble", "tie")]
     predict = {p.name: p.help or "" for p in commands["predict"].params}
     assert "matched by id" in predict["member_probabilities"]
+
+
+@pytest.mark.slow
+def test_an_ensemble_runs_on_onnx_and_is_served(two_runs, tmp_path: Path):
+    from fastapi.testclient import TestClient
+
+    from medsift.decision.members import MemberPredictor
+    from medsift.serve import create_app
+
+    out = tmp_path / "ens"
+    main(["ensemble", *map(str, two_runs), "--per-seed", "-o", str(out), "--method", "weighted"])
+    test = _fa_test_file(tmp_path / "test.csv")
+    for run in two_runs:
+        main(["export", str(run), "-q"])
+    subs = {}
+    for backend in ("torch", "onnx"):
+        result = predict_file(
+            out,
+            test,
+            tmp_path / f"{backend}.csv",
+            probabilities=tmp_path / f"p-{backend}.csv",
+            backend=backend,
+        )
+        subs[backend] = result
+    torch_p = read_probabilities(tmp_path / "p-torch.csv")["p_ade"]
+    onnx_p = read_probabilities(tmp_path / "p-onnx.csv")["p_ade"]
+    np.testing.assert_allclose(onnx_p, torch_p, atol=1e-4)  # fp32 ONNX members
+    # One predictor loads each member run once and scores many batches.
+    predictor = MemberPredictor(quiet=True)
+    texts = pd.read_csv(test)["text"].tolist()
+    from medsift.decision.ensemble import ensemble_probabilities
+
+    first = ensemble_probabilities(out, texts, ["en"] * len(texts), predictor=predictor)[0]
+    loaded = dict(predictor._loaded)
+    again = ensemble_probabilities(out, texts[:3], ["en"] * 3, predictor=predictor)[0]
+    assert predictor._loaded == loaded and len(loaded) == 2
+    np.testing.assert_allclose(again, first[:3], atol=1e-6)
+    # The service answers /v1/ade with the ensemble's probabilities and thresholds.
+    with TestClient(create_app(out, max_batch=8)) as client:
+        assert client.get("/health").json()["kind"] == "ade-ensemble"
+        info = client.get("/v1/model").json()
+        assert info["members"] == ["r1", "r2@seed8", "r2@seed9"] and "fallback" in info["thresholds"]
+        frame = pd.read_csv(test).head(4)
+        body = {"texts": frame["text"].tolist(), "languages": frame["language"].tolist()}
+        results = client.post("/v1/ade", json=body).json()["results"]
+    np.testing.assert_allclose([r["p_ade"] for r in results], torch_p[:4], atol=1e-6)

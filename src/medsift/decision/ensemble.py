@@ -373,6 +373,7 @@ def predict_file(
     probabilities: Path | None = None,
     quiet: bool = False,
     member_probabilities: dict[str, Path] | None = None,
+    backend: str = "torch",
 ) -> dict[str, Any]:
     """Predict every row of ``input_path`` with an ensemble run; write the submission (and probabilities).
 
@@ -381,7 +382,7 @@ def predict_file(
     probabilities of members that are probability files (an outside system), keyed by member name, for the
     rows of this input. Returns ``rows``, ``positives``, ``thresholds`` and ``fallback_rows`` (per threshold
     group, see :func:`applied_thresholds`), ``truncation`` (per classifier member) and, for labelled input,
-    ``scores``.
+    ``scores``. ``backend="onnx"`` runs the classifier members' exported models (``medsift export``).
     """
     from medsift.io import read_ade_any, write_ade_submission, write_probabilities
     from medsift.scoring import score_ade
@@ -389,7 +390,8 @@ def predict_file(
     rows = read_ade_any(input_path, labelled=None)
     languages = rows["language"].fillna("").astype(str).tolist()
     _check_member_names(run_dir, member_probabilities or {})
-    predictor = MemberPredictor(quiet=quiet, given=load_given_members(member_probabilities, rows, input_path))
+    given = load_given_members(member_probabilities, rows, input_path)
+    predictor = MemberPredictor(quiet=quiet, given=given, backend=backend)
     p, members, policy = ensemble_probabilities(
         run_dir, rows["text"].tolist(), languages, predictor=predictor
     )

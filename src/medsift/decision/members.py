@@ -161,22 +161,32 @@ def unique_names(members: list[Member]) -> list[Member]:
     return members
 
 
-def _llm_probabilities(run_dir: Path, texts: list[str], quiet: bool) -> np.ndarray:
+def _llm_seeds(run_dir: Path) -> tuple[Any, list[tuple[Path, Any]]]:
+    """An LLM run's config and, per seed, its folder and loaded model (loaded once, reused for every call)."""
     try:
-        from medsift.llm.predict import ade_probabilities
+        from medsift.llm.predict import load_seed_model
     except ImportError as exc:  # the LLM extra may be absent
         raise MedsiftError(
             f"cannot run the LLM member ({exc}); install medsift's LLM support", file=run_dir
         ) from exc
     from medsift.config import parse_config, read_yaml
-    from medsift.preprocess import normalize_text
 
     manifest = RunManifest.load(run_dir)
     config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
+    seeds = [run_dir / f"seed-{s}" for s in manifest.seeds]
+    return config, [(seed_dir, load_seed_model(config, seed_dir)) for seed_dir in seeds]
+
+
+def _llm_probabilities(
+    config: Any, seeds: list[tuple[Path, Any]], texts: list[str], quiet: bool
+) -> np.ndarray:
+    from medsift.llm.predict import ade_probabilities
+    from medsift.preprocess import normalize_text
+
     if getattr(getattr(config, "data", None), "normalize", False):
         texts = [normalize_text(t) for t in texts]
-    seeds = [ade_probabilities(config, run_dir / f"seed-{s}", texts, quiet=quiet) for s in manifest.seeds]
-    return np.mean(np.stack(seeds), axis=0)
+    per_seed = [ade_probabilities(config, d, texts, quiet=quiet, loaded=loaded) for d, loaded in seeds]
+    return np.mean(np.stack(per_seed), axis=0)
 
 
 def load_given_members(
@@ -209,35 +219,48 @@ def load_given_members(
 
 
 class MemberPredictor:
-    """Scores new posts with every member; loads each classifier run once even when its seeds are members.
+    """Scores new posts with every member.
 
+    Each member run's models are loaded once and kept, so one predictor can score many batches (the HTTP
+    service does); within one call, a classifier run whose seeds are several members is scored once.
+    ``backend`` (``torch`` or ``onnx``) runs the classifier members; LLM members always run on torch.
     ``given`` holds, per probability-file member name, its probabilities for the posts being scored (see
     :func:`load_given_members`): such a member has no model to run.
     """
 
-    def __init__(self, quiet: bool = True, given: dict[str, np.ndarray] | None = None):
-        self.quiet = quiet
+    def __init__(
+        self, quiet: bool = True, given: dict[str, np.ndarray] | None = None, backend: str = "torch"
+    ):
+        self.quiet, self.backend = quiet, backend
         self.given = dict(given or {})
-        self._classifier_outputs: dict[Path, Any] = {}
+        self._loaded: dict[Path, Any] = {}  # run folder -> classifier, or (config, seeds) of an LLM run
+        self._outputs: dict[Path, tuple[list[str], Any]] = {}  # run folder -> (texts, prediction)
         # per classifier run: posts longer than its max_length and the long-post policy that handled them
         self.truncation: list[dict[str, Any]] = []
 
-    def _classifier(self, run_dir: Path, texts: list[str], languages: list[str]):
-        if run_dir not in self._classifier_outputs:
-            from medsift.ade import AdeClassifier
+    def _load(self, run_dir: Path, loader: Any) -> Any:
+        if run_dir not in self._loaded:
+            self._loaded[run_dir] = loader(run_dir)
+        return self._loaded[run_dir]
 
-            clf = AdeClassifier.from_run(run_dir)
-            pred = clf.predict(texts, languages, progress=not self.quiet)
-            self._classifier_outputs[run_dir] = pred
-            self.truncation.append(
-                {
-                    "run": run_dir.name,
-                    "posts": int(pred.n_truncated),
-                    "max_length": clf.config.model.max_length,
-                    "policy": clf.config.model.long_posts,
-                }
-            )
-        return self._classifier_outputs[run_dir]
+    def _classifier(self, run_dir: Path, texts: list[str], languages: list[str]):
+        cached = self._outputs.get(run_dir)
+        if cached is not None and cached[0] is texts:  # the same call's posts: score them once
+            return cached[1]
+        from medsift.engine.backends import load_classifier
+
+        clf = self._load(run_dir, lambda d: load_classifier(d, backend=self.backend))
+        pred = clf.predict(texts, languages, progress=not self.quiet)
+        self._outputs[run_dir] = (texts, pred)
+        self.truncation.append(
+            {
+                "run": run_dir.name,
+                "posts": int(pred.n_truncated),
+                "max_length": clf.config.model.max_length,
+                "policy": clf.config.model.long_posts,
+            }
+        )
+        return pred
 
     def predict(self, member: dict[str, Any], texts: list[str], languages: list[str]) -> np.ndarray:
         """P(ADE) per post from one member recorded in ``ensemble.json``."""
@@ -262,7 +285,8 @@ class MemberPredictor:
                 return np.asarray(pred.p_ade, dtype=float)
             return np.asarray(pred.per_seed[f"seed{member['seed']}"], dtype=float)
         if kind == "ade-llm":
-            return _llm_probabilities(path, texts, self.quiet)
+            config, seeds = self._load(path, _llm_seeds)
+            return _llm_probabilities(config, seeds, texts, self.quiet)
         if kind == "ade-ensemble":
             from medsift.decision.ensemble import ensemble_probabilities
 

@@ -3,7 +3,7 @@
 - ``token_budget_batches``: inputs sorted by length, cut so that ``batch size x longest <= batch_tokens``;
   short posts never pay for long ones.
 - ``default_batch_tokens``: the budget depends on the device. A GPU wants large batches; on a CPU, small
-  ones keep a layer's activations in cache (multilingual-e5-small, 1 core: 53 posts/s at 512 tokens a batch
+  ones keep a layer's activations in cache (multilingual-e5-small, 1 core: 53 posts per CPU-second at 512 tokens a batch
   against 44 at 16,384; int8 ONNX 165 against 120; see docs/benchmarks.md).
 - ``run_batches``: on a CPU, one worker per core, each running whole batches on one thread. Small encoders
   split poorly across cores (every operator ends in a barrier, and a busy neighbour stalls them all), while

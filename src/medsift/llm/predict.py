@@ -22,7 +22,7 @@ def _progress(total: int, quiet: bool, what: str):
     return tqdm(total=total, disable=quiet, desc=what, unit="post")
 
 
-def _model_for(config, seed_dir: Path):
+def load_seed_model(config, seed_dir: Path):
     """(model, tokenizer, template) of one seed: the base model plus its adapter (none for zero-shot runs)."""
     from medsift.llm.config import is_zero_shot
     from medsift.llm.modeling import load_with_adapter
@@ -42,7 +42,7 @@ def ade_probabilities(
     from medsift.llm.data import ade_prompt
     from medsift.llm.scoring import first_token_probabilities
 
-    model, tokenizer, template = loaded or _model_for(config, seed_dir)
+    model, tokenizer, template = loaded or load_seed_model(config, seed_dir)
     prompts = [ade_prompt(tokenizer, template, t, config.prompt, config.model.max_length) for t in texts]
     with _progress(len(prompts), quiet, "ADE") as bar:
         p = first_token_probabilities(model, tokenizer, prompts, batch_size=batch_size, progress=bar)
@@ -57,7 +57,7 @@ def ade_frame_probabilities(
     """Probability frames (the encoder runs' columns) for labelled ADE frames; the model loads once."""
     from medsift.ade.data import model_texts
 
-    loaded = _model_for(config, seed_dir)
+    loaded = load_seed_model(config, seed_dir)
     out = {}
     for name, frame in frames.items():
         texts = model_texts(frame, config.data.normalize)
@@ -81,7 +81,7 @@ def impact_tags(
     """(tags per post, RepairReport, raw answers) from one seed's model."""
     from medsift.llm.spans import tag_posts
 
-    model, tokenizer, template = _model_for(config, seed_dir)
+    model, tokenizer, template = load_seed_model(config, seed_dir)
     with _progress(len(token_lists), quiet, "spans") as bar:
         return tag_posts(
             model,

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException
 
+from medsift.errors import MedsiftError
 from medsift.runs import RunManifest, read_json
 from medsift.serve import errors
 from medsift.serve.batcher import MicroBatcher
@@ -28,14 +29,42 @@ from medsift.serve.schemas import (
     request_models,
 )
 
-ADE_KINDS = {"ade-classifier"}
+ADE_KINDS = {"ade-classifier", "ade-ensemble"}
 IMPACT_KINDS = {"impacts-tagger", "impacts-ensemble"}
+
+
+def _ensemble_classifier(run_dir: Path, backend: str) -> Any:
+    """An ensemble run with ``predict(texts, languages)``: every member's models loaded once, here."""
+    from types import SimpleNamespace
+
+    from medsift.decision.ensemble import ensemble_probabilities, file_member_names
+    from medsift.decision.members import MemberPredictor
+
+    outside = file_member_names(run_dir)
+    if outside:
+        raise MedsiftError(
+            f"members {', '.join(outside)} are probability files from another system: they have no model to "
+            "score requests with; serve an ensemble of runs",
+            file=run_dir,
+        )
+    predictor = MemberPredictor(quiet=True, backend=backend)
+
+    def predict(texts: list[str], languages: list[str]) -> Any:
+        p, _, policy = ensemble_probabilities(run_dir, texts, languages, predictor=predictor)
+        thresholds = policy.thresholds_for(languages)
+        return SimpleNamespace(p_ade=p, labels=(p >= thresholds).astype(int), thresholds=thresholds)
+
+    predict(["warm-up"], [""])  # loads every member now, not on the first request
+    return SimpleNamespace(predict=predict)
 
 
 def _ade_scorer(run_dir: Path, backend: str):
     from medsift.engine.backends import load_classifier
 
-    classifier = load_classifier(run_dir, backend=backend)
+    if RunManifest.load(run_dir).kind == "ade-ensemble":
+        classifier = _ensemble_classifier(run_dir, backend)
+    else:
+        classifier = load_classifier(run_dir, backend=backend)
 
     def score(items: list[tuple[str, str]]) -> list[AdeResult]:
         pred = classifier.predict([t for t, _ in items], [lang for _, lang in items])
@@ -48,15 +77,10 @@ def _ade_scorer(run_dir: Path, backend: str):
 
 
 def _impacts_scorer(run_dir: Path, backend: str):
-    from medsift.impacts.predict import SpanTagger
+    from medsift.engine.backends import load_span_tagger
     from medsift.scoring.impacts import spans_from_bio
 
-    if backend == "onnx":
-        from medsift.engine.onnx_tagger import onnx_span_tagger
-
-        tagger = onnx_span_tagger(run_dir)
-    else:
-        tagger = SpanTagger.from_run(run_dir)
+    tagger = load_span_tagger(run_dir, backend=backend)
 
     def score(items: list[tuple[str, Any]]) -> list[ImpactsResult]:
         # items are ("text", str) or ("tokens", list[str]); one request never mixes them
@@ -139,7 +163,10 @@ def create_app(
             "max_wait_ms": max_wait_ms,
             "max_body_bytes": max_body,
         }
-        if (run_dir / "thresholds.json").exists():
+        if manifest.kind == "ade-ensemble":
+            spec = read_json(run_dir / "ensemble.json")
+            info["thresholds"], info["members"] = spec["policy"], [m["name"] for m in spec["members"]]
+        elif (run_dir / "thresholds.json").exists():
             info["thresholds"] = read_json(run_dir / "thresholds.json")
         return info
 
