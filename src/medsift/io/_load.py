@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -41,12 +41,41 @@ def read_posts(path: str | Path) -> tuple[list[int], list[str]]:
     would cut it). A file without a single post is an error naming the file.
     """
     path = Path(path)
-    numbered = [(n, line) for n, line in enumerate(lines(read_text(path)), start=1) if line.strip()]
+    numbered = list(iter_posts(path))
     if not numbered:
         raise MedsiftError(
             "no posts: the file is empty or has only blank lines; expected one post per line", file=path
         )
     return [n for n, _ in numbered], [line for _, line in numbered]
+
+
+def iter_posts(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, post) for every non-blank line, read line by line (files larger than memory).
+
+    The rules of :func:`read_text` and :func:`lines`, applied per line: strict UTF-8 (a BOM at the start is
+    dropped), NUL refused, only ``\\n`` (or CRLF) ends a line; an error names the line. Yields nothing for a
+    file without posts (callers say so).
+    """
+    path = Path(path)
+    with _open_bytes(path) as fh:
+        for number, raw in enumerate(fh, start=1):  # a binary file splits on b"\n" only
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                byte = raw[exc.start : exc.start + 1].hex()
+                problem = f"invalid UTF-8 byte 0x{byte} on line {number}; save the file as UTF-8"
+                raise MedsiftError(problem, file=path, row=number) from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            if "\x00" in line:
+                raise MedsiftError(
+                    f"NUL character (\\x00) on line {number}; the file looks binary or corrupt",
+                    file=path,
+                    row=number,
+                )
+            line = line.removesuffix("\n").removesuffix("\r")
+            if line.strip():
+                yield number, line
 
 
 def lines(text: str) -> list[str]:
@@ -57,22 +86,24 @@ def lines(text: str) -> list[str]:
     return [part.removesuffix("\r") for part in parts]
 
 
-def write_csv_rows(fh: IO[str], header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """Write a header and rows as comma-separated values with ``\\n`` line ends, quoting only where needed.
+def write_csv_rows(fh: IO[str], header: Sequence[str] | None, rows: Iterable[Sequence[object]]) -> None:
+    """Write a header (unless ``None``: rows appended to a file begun earlier) and rows as comma-separated
+    values with ``\\n`` line ends, quoting only where needed.
 
     The csv module does not quote a field that holds a lone ``\\r`` when the line terminator is ``\\n``, and
     such a file no longer parses; rows with a ``\\r`` are therefore written with every field quoted.
     """
     minimal = csv.writer(fh, lineterminator="\n")
     quote_all = csv.writer(fh, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    minimal.writerow(header)
+    if header is not None:
+        minimal.writerow(header)
     for row in rows:
         (quote_all if any("\r" in str(cell) for cell in row) else minimal).writerow(row)
 
 
-def check_writable(values: Sequence[object], path: Path, column: str) -> None:
+def check_writable(values: Sequence[object], path: Path, column: str, *, first_row: int = 1) -> None:
     """Refuse a NUL character in a value about to be written: medsift's readers would refuse the file."""
-    for row, value in enumerate(values, start=1):
+    for row, value in enumerate(values, start=first_row):
         if "\x00" in str(value):
             raise MedsiftError(
                 f"{column} contains a NUL character (\\x00), which cannot be written", file=path, row=row
@@ -105,6 +136,17 @@ def _header(text: str, path: Path) -> list[str]:
         return [name.strip() for name in next(csv.reader(io.StringIO(text)), [])]
     except csv.Error as exc:  # e.g. a lone carriage return inside the header line
         raise MedsiftError(f"cannot parse the header as CSV: {exc}", file=path, row=None) from None
+
+
+def _open_bytes(path: Path) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise MedsiftError("file not found", file=path) from None
+    except IsADirectoryError:
+        raise MedsiftError("is a folder, expected a file", file=path) from None
+    except OSError as exc:
+        raise MedsiftError(f"cannot read file ({exc.strerror})", file=path) from None
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -168,23 +168,28 @@ def _json_records(path: Path) -> list[tuple[int, dict]]:
     return records
 
 
+def json_post(record: dict, path: Path, number: int) -> dict[str, str]:
+    """The ``id, text, language, label`` cells (as str) of one JSON record, or the error naming its line."""
+    if "text" not in record:
+        raise MedsiftError(
+            f"record has no 'text' field (fields: {', '.join(record) or 'none'})", file=path, row=number
+        )
+    if not isinstance(record["text"], str):
+        raise MedsiftError(
+            f"'text' must be a string, found {type(record['text']).__name__}", file=path, row=number
+        )
+    for key in ("id", "language"):  # a NUL escape: fine in a text, but no output file can hold an id
+        if "\x00" in str(record.get(key, "")):
+            raise MedsiftError(f"'{key}' contains a NUL character (\\u0000)", file=path, row=number)
+    return {k: "" if record.get(k) is None else str(record[k]) for k in _JSON_FIELDS if k in record}
+
+
+_JSON_FIELDS = ("id", "text", "language", "label")
+
+
 def _frame_from_json(path: Path) -> pd.DataFrame:
     records = _json_records(path)
-    columns = {"id", "text", "language", "label"}
-    rows: list[dict[str, str]] = []
-    for number, record in records:
-        if "text" not in record:
-            raise MedsiftError(
-                f"record has no 'text' field (fields: {', '.join(record) or 'none'})", file=path, row=number
-            )
-        if not isinstance(record["text"], str):
-            raise MedsiftError(
-                f"'text' must be a string, found {type(record['text']).__name__}", file=path, row=number
-            )
-        for key in ("id", "language"):  # a NUL escape: fine in a text, but no output file can hold an id
-            if "\x00" in str(record.get(key, "")):
-                raise MedsiftError(f"'{key}' contains a NUL character (\\u0000)", file=path, row=number)
-        rows.append({k: "" if record.get(k) is None else str(record[k]) for k in columns if k in record})
+    rows = [json_post(record, path, number) for number, record in records]
     frame = pd.DataFrame(rows, dtype=str).fillna("")
     frame.index = pd.Index([number for number, _ in records])
     return frame

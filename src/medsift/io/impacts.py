@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -114,6 +114,53 @@ def _use_tags(frame: pd.DataFrame, labelled: bool | None, path: Path) -> bool:
     return bool(labelled) or bool(frame["ner_tags"].str.strip().ne("").any())
 
 
+def list_cell(value: object, path: str | Path, row: int, column: str) -> list[str]:
+    """A list of str from a CSV cell (a list literal, see :func:`parse_list_cell`) or a Parquet list cell."""
+    if isinstance(value, str):
+        return parse_list_cell(value, path, row, column)
+    if not isinstance(value, list | tuple):  # None (an empty Parquet cell), a number
+        raise MedsiftError(
+            f"{column} must be a list of strings, found {type(value).__name__}", file=path, row=row
+        )
+    items = list(value)
+    if not all(isinstance(item, str) for item in items):
+        raise MedsiftError(f"{column} must be a list of strings", file=path, row=row)
+    refuse_surrogates(items, Path(path), row, column)
+    return items
+
+
+def is_empty_cell(value: object) -> bool:
+    """A cell that holds nothing: ``None`` or blank text (an unlabelled file's ``ner_tags``)."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def impact_row(
+    record: Mapping[str, object],
+    path: Path,
+    row: int,
+    use_tags: bool,
+    use_labels: bool,
+    label_set: Iterable[str] | None = None,
+) -> tuple[list[str], list[str] | None, list[str] | None]:
+    """(tokens, ner_tags, labels) of one Task 7 row (``ID``, ``tokens``, ...), or the error naming the row."""
+    if not str(record["ID"]).strip():
+        raise MedsiftError("ID is missing; every row needs one", file=path, row=row)
+    tokens = list_cell(record["tokens"], path, row, "tokens")
+    if not tokens:
+        raise MedsiftError("tokens is an empty list; every row needs at least one token", file=path, row=row)
+    tags = labels = None
+    if use_tags:
+        tags = list_cell(record["ner_tags"], path, row, "ner_tags")
+        if len(tags) != len(tokens):
+            raise MedsiftError(
+                f"{len(tokens)} tokens but {len(tags)} ner_tags; need one tag per token", file=path, row=row
+            )
+        check_tags(tags, path, row, label_set=label_set)
+    if use_labels:
+        labels = list_cell(record["labels"], path, row, "labels")
+    return tokens, tags, labels
+
+
 CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".iob2")
 
 
@@ -137,26 +184,7 @@ def read_impacts(
     use_labels = use_tags and "labels" in frame.columns and bool(frame["labels"].str.strip().ne("").any())
     tokens_out, tags_out, labels_out = [], [], []
     for row, record in frame.iterrows():
-        row = int(row)
-        if not str(record["ID"]).strip():
-            raise MedsiftError("ID is missing; every row needs one", file=path, row=row)
-        tokens = parse_list_cell(record["tokens"], path, row, "tokens")
-        if not tokens:
-            raise MedsiftError(
-                "tokens is an empty list; every row needs at least one token", file=path, row=row
-            )
-        tags = labels = None
-        if use_tags:
-            tags = parse_list_cell(record["ner_tags"], path, row, "ner_tags")
-            if len(tags) != len(tokens):
-                raise MedsiftError(
-                    f"{len(tokens)} tokens but {len(tags)} ner_tags; need one tag per token",
-                    file=path,
-                    row=row,
-                )
-            check_tags(tags, path, row, label_set=label_set)
-        if use_labels:
-            labels = parse_list_cell(record["labels"], path, row, "labels")
+        tokens, tags, labels = impact_row(record, path, int(row), use_tags, use_labels, label_set)
         tokens_out.append(tokens)
         tags_out.append(tags)
         labels_out.append(labels)
@@ -191,28 +219,43 @@ def write_impacts_submission(
     Every tag must be ``O``/``B-X``/``I-X``; with ``token_lists`` each row must have one tag per token.
     """
     path = Path(path)
+    rows = submission_rows(path, ids, tag_lists, token_lists=token_lists, label_set=label_set)
+    if not rows:
+        raise MedsiftError("nothing to write: no IDs", file=path)
+    with atomic_write(path) as fh:
+        write_csv_rows(fh, SUBMISSION_COLUMNS, rows)
+
+
+def submission_rows(
+    path: Path,
+    ids: Sequence[object],
+    tag_lists: Sequence[Sequence[str]],
+    *,
+    token_lists: Sequence[Sequence[str]] | None = None,
+    label_set: Iterable[str] | None = None,
+    first_row: int = 1,
+) -> list[tuple[str, str]]:
+    """Validated ``(ID, predicted_ner_tags)`` rows of a submission, or of a part of one that starts at
+    ``first_row`` (a streamed submission is written part by part); errors name ``path`` and the row."""
     ids = [str(i) for i in ids]
     if len(ids) != len(tag_lists):
         raise MedsiftError(f"{len(ids)} IDs but {len(tag_lists)} tag lists; need one per ID", file=path)
     if token_lists is not None and len(token_lists) != len(ids):
         raise MedsiftError(f"{len(ids)} IDs but {len(token_lists)} token lists", file=path)
-    if not ids:
-        raise MedsiftError("nothing to write: no IDs", file=path)
-    check_writable(ids, path, "ID")
+    check_writable(ids, path, "ID", first_row=first_row)
     rows = []
-    for row, (value, tags) in enumerate(zip(ids, tag_lists, strict=True), start=1):
+    for row, (value, tags) in enumerate(zip(ids, tag_lists, strict=True), start=first_row):
         if not value.strip():
             raise MedsiftError("ID is missing", file=path, row=row)
         tags = list(tags)
         check_tags(tags, path, row, label_set=label_set, column="predicted_ner_tags")
-        if token_lists is not None and len(token_lists[row - 1]) != len(tags):
-            n_tokens = len(token_lists[row - 1])
+        if token_lists is not None and len(token_lists[row - first_row]) != len(tags):
+            n_tokens = len(token_lists[row - first_row])
             raise MedsiftError(
                 f"{n_tokens} tokens but {len(tags)} predicted tags; need one per token", file=path, row=row
             )
         rows.append((value, format_list(tags)))
-    with atomic_write(path) as fh:
-        write_csv_rows(fh, SUBMISSION_COLUMNS, rows)
+    return rows
 
 
 def read_impacts_submission(path: str | Path, *, label_set: Iterable[str] | None = None) -> pd.DataFrame:
