@@ -30,6 +30,7 @@ from medsift.io import (
     read_texts,
 )
 from medsift.io._load import load_header
+from medsift.io.impacts_chunks import read_impact_chunks
 
 # reader name -> (file suffix, reader)
 READERS: dict[str, tuple[str, Callable[[Path], object]]] = {
@@ -55,6 +56,12 @@ READERS: dict[str, tuple[str, Callable[[Path], object]]] = {
     "read_chunks jsonl": (".jsonl", lambda p: list(read_chunks(p, chunk_rows=2))),
     "read_chunks json": (".json", lambda p: list(read_chunks(p, chunk_rows=2))),
     "read_chunks parquet": (".parquet", lambda p: list(read_chunks(p, chunk_rows=2))),
+    # the streaming reader behind `medsift predict` with a tagger run
+    "read_impact_chunks csv": (".csv", lambda p: list(read_impact_chunks(p, chunk_rows=2))),
+    "read_impact_chunks jsonl": (".jsonl", lambda p: list(read_impact_chunks(p, chunk_rows=2))),
+    "read_impact_chunks txt": (".txt", lambda p: list(read_impact_chunks(p, chunk_rows=2))),
+    "read_impact_chunks parquet": (".parquet", lambda p: list(read_impact_chunks(p, chunk_rows=2))),
+    "read_impact_chunks conll": (".conll", lambda p: list(read_impact_chunks(p, chunk_rows=2))),
 }
 
 HEADERS = [

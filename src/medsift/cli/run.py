@@ -172,7 +172,11 @@ def register(app: typer.Typer) -> None:
         run_dir: Annotated[Path, typer.Argument(help="A run directory (medsift train / medsift ensemble).")],
         input_path: Annotated[
             Path,
-            typer.Argument(metavar="INPUT", help="Official CSV, or .csv/.jsonl/.txt/.parquet with text."),
+            typer.Argument(
+                metavar="INPUT",
+                help="Official CSV, or .csv/.jsonl/.json/.txt/.parquet with text; impact taggers also read "
+                "CoNLL and Parquet with tokens. Classifier and tagger runs read it in chunks (any size).",
+            ),
         ],
         output: Annotated[Path, typer.Option("--output", "-o", help="Submission file to write.")],
         probabilities: Annotated[

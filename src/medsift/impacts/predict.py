@@ -1,5 +1,5 @@
 """Prediction with trained impact taggers: ``SpanTagger`` (Python API, also behind the HTTP service) and
-``predict_file`` (what ``medsift predict RUN_DIR FILE`` calls).
+``predict_file`` (what ``medsift predict RUN_DIR FILE`` calls; it streams, see :mod:`medsift.impacts.stream`).
 
 Every post is windowed (:mod:`medsift.impacts.windows`), so posts of any length get exactly one tag per
 input word; several seeds (or several runs) are combined by a token-level majority vote followed by BIO
@@ -8,7 +8,6 @@ repair (:func:`medsift.impacts.bio.vote_tags`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,7 +26,7 @@ from medsift.engine.batching import (
 )
 from medsift.errors import MedsiftError
 from medsift.impacts.bio import to_bio, vote_tags, word_predictions
-from medsift.impacts.model import encode_windows, load_tagger, progress_bars
+from medsift.impacts.model import encode_windows, load_tagger
 from medsift.impacts.windows import merge_windows
 from medsift.impacts.words import split_words
 
@@ -199,53 +198,6 @@ class SpanTagger:
         return out
 
 
-def _read_input(path: Path) -> tuple[list[str], list[list[str]], list[list[str]] | None, list | None]:
-    """(ids, tokens, gold tags or None, word offsets for raw text or None) from CSV / TXT / JSONL."""
-    suffix = path.suffix.lower()
-    if suffix in (".txt", ".jsonl", ".json", ".ndjson"):
-        if suffix == ".txt":
-            from medsift.io import read_posts
-
-            numbers, texts = read_posts(path)
-            ids = [str(n) for n in numbers]
-        else:
-            from medsift.io import read_texts
-
-            frame = read_texts(path)
-            ids, texts = frame["id"].astype(str).tolist(), frame["text"].tolist()
-        words = [split_words(t) for t in texts]
-        return ids, [[w.text for w in ws] for ws in words], None, [texts, words]
-    from medsift.io import read_impacts
-
-    frame = read_impacts(path)
-    gold = frame["ner_tags"].tolist()
-    return (
-        frame["ID"].tolist(),
-        frame["tokens"].tolist(),
-        (gold if gold and gold[0] is not None else None),
-        None,
-    )
-
-
-def _span_records(ids, tokens, tags, raw) -> list[dict]:
-    from medsift.scoring.impacts import spans_from_bio
-
-    records = []
-    for n, (ident, words, post_tags) in enumerate(zip(ids, tokens, tags, strict=True)):
-        spans = []
-        for kind, start, end in spans_from_bio(post_tags):
-            span: dict[str, Any] = {"label": kind, "start_token": start, "end_token": end}
-            if raw is not None:
-                text, ws = raw[0][n], raw[1][n]
-                span.update(start_char=ws[start].start, end_char=ws[end - 1].end)
-                span["text"] = text[span["start_char"] : span["end_char"]]
-            else:
-                span["text"] = " ".join(words[start:end])
-            spans.append(span)
-        records.append({"ID": ident, "spans": spans})
-    return records
-
-
 def predict_file(
     run_dir: Path,
     input_path: Path,
@@ -261,38 +213,26 @@ def predict_file(
     Returns ``{"rows", "tokens", "spans", "members"}`` plus ``"scores"`` (``ImpactScores.to_dict()``: strict and
     relaxed, as ``medsift score`` prints them) when the input carries gold ``ner_tags``.
 
-    ``input_path``: the official CSV (``ID,tokens`` with optional ``ner_tags``), plain ``.txt`` (one post
-    per non-empty line; ID = line number) or ``.jsonl`` with ``text`` (and optional ``id``). A progress bar
-    counts windows (``quiet`` switches it off). ``backend="onnx"`` runs the exported encoders on ONNX Runtime.
+    ``input_path``: the official CSV (``ID,tokens`` with optional ``ner_tags``), Parquet with ``tokens`` (and
+    ``ID``, optional ``ner_tags``) or with ``text``, CoNLL (``.conll``, ``.bio``, ``.iob``, ``.iob2``), plain
+    ``.txt`` (one post per non-empty line; ID = line number) or ``.jsonl``/``.json`` with ``text`` (and
+    optional ``id``). The file is read and tagged in chunks of posts (:mod:`medsift.impacts.stream`), so it
+    may be larger than memory. ``spans_json`` also writes each post's spans as a JSON array
+    (``[{"ID", "spans": [{"label", "start_token", "end_token", "text"}, ...]}]``, with ``start_char`` and
+    ``end_char`` for raw text). A progress bar counts posts (``quiet`` switches it off). ``backend="onnx"``
+    runs the exported encoders on ONNX Runtime.
     """
-    from medsift.io import write_impacts_submission
-    from medsift.io.atomic import atomic_write_text
+    from medsift.impacts.stream import predict_stream
 
-    input_path, output = Path(input_path), Path(output)
-    ids, tokens, gold, raw = _read_input(input_path)
-    from medsift.engine.backends import load_span_tagger
-
-    with progress_bars(not quiet):
-        tagger = load_span_tagger(run_dir, backend=backend)
-    tags = tagger.tag(tokens, batch_size=batch_size, progress=not quiet)
-    for row, (words, post_tags) in enumerate(zip(tokens, tags, strict=True), start=1):
-        if len(words) != len(post_tags):
-            raise MedsiftError(
-                f"{len(words)} tokens but {len(post_tags)} predicted tags", file=input_path, row=row
-            )
-    write_impacts_submission(output, ids, tags, token_lists=tokens)
-    if spans_json is not None:
-        records = _span_records(ids, tokens, tags, raw)
-        atomic_write_text(spans_json, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
-    result: dict[str, Any] = {
-        "rows": len(ids),
-        "tokens": sum(len(t) for t in tokens),
-        "spans": sum(sum(1 for t in post if t.startswith("B-")) for post in tags),
-        "members": len(tagger.members),
-    }
-    if gold is not None:
-        result["scores"] = score_tags(gold, tags)
-    return result
+    return predict_stream(
+        run_dir,
+        input_path,
+        output,
+        spans_json=spans_json,
+        batch_size=batch_size,
+        backend=backend,
+        quiet=quiet,
+    )
 
 
 def score_tags(gold: list[list[str]], pred: list[list[str]]) -> dict:

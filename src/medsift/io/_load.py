@@ -53,21 +53,18 @@ def iter_posts(path: str | Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, post) for every non-blank line, read line by line (files larger than memory).
 
     The rules of :func:`read_text` and :func:`lines`, applied per line: strict UTF-8 (a BOM at the start is
-    dropped), NUL refused, only ``\\n`` (or CRLF) ends a line; an error names the line. Yields nothing for a
-    file without posts (callers say so).
+    dropped), NUL refused, only ``\\n`` (or CRLF) ends a line; an error names the line, and an invalid byte
+    is named before a NUL, as :func:`read_text` names them. Yields nothing for a file without posts.
     """
     path = Path(path)
     with _open_bytes(path) as fh:
         for number, raw in enumerate(fh, start=1):  # a binary file splits on b"\n" only
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                byte = raw[exc.start : exc.start + 1].hex()
-                problem = f"invalid UTF-8 byte 0x{byte} on line {number}; save the file as UTF-8"
-                raise MedsiftError(problem, file=path, row=number) from None
+            line = _decode_line(raw, path, number)
             if number == 1:
                 line = line.removeprefix("\ufeff")
             if "\x00" in line:
+                for later, rest in enumerate(fh, start=number + 1):  # read_text decodes the whole file first
+                    _decode_line(rest, path, later)
                 raise MedsiftError(
                     f"NUL character (\\x00) on line {number}; the file looks binary or corrupt",
                     file=path,
@@ -76,6 +73,15 @@ def iter_posts(path: str | Path) -> Iterator[tuple[int, str]]:
             line = line.removesuffix("\n").removesuffix("\r")
             if line.strip():
                 yield number, line
+
+
+def _decode_line(raw: bytes, path: Path, number: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = raw[exc.start : exc.start + 1].hex()
+        problem = f"invalid UTF-8 byte 0x{byte} on line {number}; save the file as UTF-8"
+        raise MedsiftError(problem, file=path, row=number) from None
 
 
 def lines(text: str) -> list[str]:

@@ -44,24 +44,33 @@ def refuse_nul(frame: pd.DataFrame, path: Path) -> None:
 
 
 def csv_chunks(
-    path: Path, chunk_rows: int, check_header: Callable[[list[str]], None], *, what: str = "CSV"
+    path: Path,
+    chunk_rows: int,
+    check_header: Callable[[list[str]], None],
+    *,
+    what: str = "CSV",
+    load_csv_rules: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Frames of strings indexed by the 1-based data row, ``chunk_rows`` rows at most; nothing if no rows.
 
     ``check_header`` gets the stripped column names first (and raises to refuse them). Blank lines are
-    skipped; a row whose field count differs from the header's is an error naming it.
+    skipped; a row whose field count differs from the header's is an error naming it. ``load_csv_rules``
+    parses as :func:`medsift.io.load_csv` does, messages included: only ``\\n`` (or CRLF) ends a line, so
+    a lone carriage return outside quotes is an error (the ADE stream, without it, reads it as a line end).
     """
     try:
-        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in finally
+        fh = open(path, encoding="utf-8-sig", newline="\n" if load_csv_rules else "")  # noqa: SIM115
     except FileNotFoundError:
         raise MedsiftError("file not found", file=path) from None
     except IsADirectoryError:
         raise MedsiftError("is a folder, expected a file", file=path) from None
     row = 0
+    header: list[str] | None = None
+    hint = "; check commas and quoting" if load_csv_rules else ""
     try:
         reader = csv.reader(fh)
         header = [name.strip() for name in next(reader, [])]
-        if not header:
+        if not header and not load_csv_rules:
             raise MedsiftError(f"file is empty; expected a {what} with a header line", file=path)
         check_header(header)
         records: list[list[str]] = []
@@ -72,7 +81,8 @@ def csv_chunks(
             if len(record) != len(header):
                 relation = "fewer" if len(record) < len(header) else "more"
                 raise MedsiftError(
-                    f"row has {len(record)} fields, {relation} than the {len(header)} columns of the header",
+                    f"row has {len(record)} fields, {relation} than the {len(header)} columns of the header"
+                    + hint,
                     file=path,
                     row=row,
                 )
@@ -85,6 +95,8 @@ def csv_chunks(
     except UnicodeDecodeError:
         _raise_invalid_utf8(path)
     except csv.Error as exc:
+        if header is None and load_csv_rules:
+            raise MedsiftError(f"cannot parse the header as CSV: {exc}", file=path) from None
         raise MedsiftError(f"cannot parse as CSV: {exc}", file=path, row=row + 1) from None
     finally:
         fh.close()
@@ -147,12 +159,23 @@ def raise_file_problem(path: Path, check_header: Callable[[list[str]], None], *,
 
     if _first_invalid_utf8_end(path) is not None:
         _raise_invalid_utf8(path)
+    if _blank(path):
+        raise MedsiftError(f"file is empty; expected a {what} with a header line", file=path)
     nul = _first_nul(path)
     if nul is not None:
         with open(path, "rb") as fh:
             _refuse_nul(_decode(fh.read(nul + 1), path, csv_rows=True), path, csv_rows=True)  # raises
-    for _ in csv_chunks(path, 1 << 14, check_header, what=what):  # header, columns, field counts
+    for _ in csv_chunks(path, 1 << 14, check_header, what=what, load_csv_rules=True):  # header, fields
         pass
+
+
+def _blank(path: Path, block: int = 1 << 20) -> bool:
+    """Whether a (valid UTF-8) file holds only whitespace, read block by block."""
+    with open(path, encoding="utf-8-sig") as fh:
+        while chunk := fh.read(block):
+            if chunk.strip():
+                return False
+    return True
 
 
 def _ade_csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
