@@ -8,8 +8,11 @@ line for ``.txt`` and JSON lines, sentence for CoNLL):
   it is sentence-based). IDs may repeat, as in the official train file (``Train_1``); ``ner_tags`` is
   ``None`` in every row of an unlabelled file;
 - **raw posts** (``ID, text``): ``.txt`` (one post per non-blank line, ID = line number), ``.jsonl``/``.json``
-  with ``text`` (and optional ``id``) and Parquet with ``text``, read by :func:`medsift.io.chunks.read_chunks`
-  (ids unique across chunks, ``row-<n>`` when absent).
+  with ``text`` (and optional ``id``) and Parquet with ``text`` (and no ``tokens``), read by
+  :func:`medsift.io.chunks.read_chunks` (ids unique across chunks, ``row-<n>`` when absent; a NUL refused).
+
+A Task 7 CSV names the same problem (message and row) as ``read_impacts``; for the other formats a chunk
+names the first problem it meets in file order.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from medsift.io.chunks import (
 from medsift.io.impacts import CONLL_SUFFIXES, impact_row, is_empty_cell
 
 ROW_COLUMNS = ["ID", "tokens", "ner_tags", "labels"]
-POST_COLUMNS = ["ID", "text"]
 _WHAT = "Task 7 (impacts) CSV"
 
 
@@ -57,7 +59,7 @@ class _TagColumns:
             out.append((str(record["ID"]), tokens, tags, labels))
         return pd.DataFrame(out, columns=ROW_COLUMNS, index=index)
 
-    def row(self, row: int, record: Mapping[str, object]):
+    def row(self, row: int, record: Mapping[str, object]) -> tuple[list[str], list[str] | None, list | None]:
         tags_given = not is_empty_cell(record.get("ner_tags"))
         labels_given = not is_empty_cell(record.get("labels"))
         if self.first is None:
