@@ -276,7 +276,15 @@ def test_train_and_predict_end_to_end(tiny_qwen3, tmp_path, task):
         splits = pd.read_csv(run / "splits.csv")
         for name in ("val", "calib"):
             frame = pd.read_csv(run / f"{name}_probabilities.csv")
-            assert list(frame.columns) == ["id", "language", "p_ade", "label", "p_ade__seed1", "p_ade__seed2"]
+            assert list(frame.columns) == [
+                "id",
+                "language",
+                "p_ade",
+                "label",
+                "uid",
+                "p_ade__seed1",
+                "p_ade__seed2",
+            ]
             assert sorted(frame["id"]) == sorted(splits.loc[splits["split"] == name, "id"])
             assert (run / "seed-2" / f"{name}_probabilities.csv").exists()
         assert set(splits["split"]) == {"train", "val", "calib"} and len(splits) == 16
