@@ -21,19 +21,12 @@ import numpy as np
 import pandas as pd
 
 from medsift.errors import MedsiftError
-from medsift.io._load import check_columns, refuse_surrogates
+from medsift.io._load import check_columns, refuse_nul_values, refuse_surrogates
 from medsift.io.ade import OFFICIAL_TEST_COLUMNS, _assemble, _check_ids, _check_texts, _labels, _use_labels
 from medsift.io.atomic import atomic_write
 
 _JSON = {".jsonl", ".json", ".ndjson"}
 _RECORD_COLUMNS = ["id", "language", "p_ade", "predicted_label", "threshold"]
-
-
-def _refuse_nul(frame: pd.DataFrame, path: Path) -> None:
-    for column in frame.columns:
-        bad = frame[column].astype(str).str.contains("\x00", regex=False)
-        if bad.any():
-            raise MedsiftError(f"NUL character (\\x00) in {column}", file=path, row=int(bad.idxmax()))
 
 
 def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
@@ -198,7 +191,7 @@ def read_chunks(path: str | Path, chunk_rows: int = 4096) -> Iterator[pd.DataFra
     empty = True
     for frame, official in chunks(path, chunk_rows):
         empty = False
-        _refuse_nul(frame, path)
+        refuse_nul_values(frame, path)  # every format, Parquet included
         if not official:
             if "id" not in frame.columns:
                 frame["id"] = ""
