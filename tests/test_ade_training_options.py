@@ -1,5 +1,5 @@
 """ADE training options: config validation, class weights, selection metrics, step evaluation, long posts,
-and what a non-main process of a multi-GPU launch writes (nothing)."""
+what a non-main process of a multi-GPU launch writes (nothing) and how a process knows it is the main one."""
 
 from __future__ import annotations
 
@@ -220,6 +220,25 @@ def test_a_non_main_process_writes_nothing_of_its_own(tiny_bert: Path, tmp_path:
     assert not [p for p in written if p.endswith(("_probabilities.csv", "metrics.json", "DONE"))]
     assert (run / "seed-7" / "checkpoints").is_dir()  # removing checkpoints is the main process's job too
     assert len(barriers) == 3  # after the splits, after the seed, at the end
+
+
+@pytest.mark.parametrize(
+    ("env", "main"),
+    [({}, True), ({"RANK": "0"}, True), ({"RANK": "1"}, False), ({"OMPI_COMM_WORLD_RANK": "3"}, False)],
+)
+def test_the_launchers_rank_decides_the_main_process_before_the_trainer_starts(env, main, monkeypatch):
+    """Before any Trainer has started the process group (e.g. a CPU torchrun launch), the launcher's
+    environment says who is rank 0: every process must not think it is the main one."""
+    import torch.distributed as dist
+
+    from medsift.training import is_main_process
+
+    assert not (dist.is_available() and dist.is_initialized())
+    for name in ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert is_main_process() is main
 
 
 def test_every_config_key_is_documented():

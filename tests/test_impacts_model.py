@@ -38,7 +38,7 @@ def _write_csv(path: Path, posts, labelled=True) -> Path:
     return path
 
 
-def _config(model_dir: Path, train_csv: Path, scheme: str, crf: bool, out: Path):
+def _config(model_dir: Path, train_csv: Path, scheme: str, crf: bool, out: Path, epochs: int = 4):
     from medsift.config import parse_config
 
     return parse_config(
@@ -49,7 +49,7 @@ def _config(model_dir: Path, train_csv: Path, scheme: str, crf: bool, out: Path)
             "scheme": scheme,
             "training": {
                 "learning_rate": 5e-3,
-                "num_train_epochs": 4,
+                "num_train_epochs": epochs,
                 "per_device_train_batch_size": 4,
                 "use_cpu": True,
                 "logging_steps": 1,
@@ -184,6 +184,24 @@ def test_crf_packing_moves_valid_positions_first():
     assert packed[0, :2, 0].tolist() == [1.0, 3.0]
     assert tags[0, :2].tolist() == [2, 1] and mask[0].tolist() == [True, True, False, False]
     assert mask[1].tolist() == [True, False, False, False]  # an empty row still starts with one step
+
+
+@pytest.mark.slow
+def test_a_non_main_process_writes_nothing_of_its_own(tiny_bert, tmp_path, monkeypatch):
+    """Under accelerate/torchrun only rank 0 writes medsift's files; the others only meet it at barriers."""
+    import medsift.impacts.train as impacts_train
+
+    barriers = []
+    monkeypatch.setattr(impacts_train, "is_main_process", lambda: False)
+    monkeypatch.setattr(impacts_train, "wait_for_everyone", lambda: barriers.append(1))
+    torch.set_num_threads(1)
+    train_csv = _write_csv(tmp_path / "train.csv", POSTS * 3)
+    config = _config(tiny_bert, train_csv, "bio", False, tmp_path / "run", epochs=1)
+    run = impacts_train.train(config, quiet=True)
+    written = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
+    assert written and all(p.startswith("seed-7/checkpoints/") for p in written)  # the Trainer's own only
+    assert (run / "seed-7" / "checkpoints").is_dir()  # removing checkpoints is the main process's job too
+    assert len(barriers) == 3  # after the config, after the seed, at the end
 
 
 @pytest.mark.slow

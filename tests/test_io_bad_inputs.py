@@ -144,6 +144,29 @@ def test_invalid_utf8_in_jsonl_and_conll_names_the_line(tmp_path: Path) -> None:
         read_conll(conll)
 
 
+@pytest.mark.parametrize("column", ["id", "text", "language"])
+@pytest.mark.parametrize("reader", ["read_texts", "read_ade_any", "read_chunks"])
+def test_nul_in_a_parquet_value_is_refused_naming_file_row_and_column(tmp_path: Path, column, reader) -> None:
+    """Parquet values never pass the text check CSV and JSON lines get on reading: they are checked as values
+    (by the readers of medsift.io and by the streaming reader behind ``medsift predict``)."""
+    from medsift.engine.streaming import read_chunks
+    from medsift.io import read_ade_any
+
+    frame = pd.DataFrame({"id": ["p1", "p2", "p3"], "text": ["fine", "also fine", "ok"], "language": "en"})
+    frame.loc[1, column] = frame.loc[1, column][:2] + "\x00" + frame.loc[1, column][2:]
+    path = tmp_path / "posts.parquet"
+    frame.to_parquet(path)
+    read = {
+        "read_texts": read_texts,
+        "read_ade_any": read_ade_any,
+        "read_chunks": lambda p: list(read_chunks(p, chunk_rows=2)),
+    }[reader]
+    with pytest.raises(MedsiftError) as err:
+        read(path)
+    assert err.value.file == str(path) and err.value.row == 2
+    assert str(err.value) == f"{path}: row 2: NUL character (\\x00) in {column}"
+
+
 def test_plain_text_posts_are_cut_at_newlines_only(tmp_path: Path) -> None:
     path = tmp_path / "posts.txt"
     path.write_bytes(b"\xef\xbb\xbffirst\r\n\r\nsecond\xe2\x80\xa8same post\x1cstill\n \t\nthird")

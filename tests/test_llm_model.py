@@ -276,7 +276,15 @@ def test_train_and_predict_end_to_end(tiny_qwen3, tmp_path, task):
         splits = pd.read_csv(run / "splits.csv")
         for name in ("val", "calib"):
             frame = pd.read_csv(run / f"{name}_probabilities.csv")
-            assert list(frame.columns) == ["id", "language", "p_ade", "label", "p_ade__seed1", "p_ade__seed2"]
+            assert list(frame.columns) == [
+                "id",
+                "language",
+                "p_ade",
+                "label",
+                "uid",
+                "p_ade__seed1",
+                "p_ade__seed2",
+            ]
             assert sorted(frame["id"]) == sorted(splits.loc[splits["split"] == name, "id"])
             assert (run / "seed-2" / f"{name}_probabilities.csv").exists()
         assert set(splits["split"]) == {"train", "val", "calib"} and len(splits) == 16
@@ -324,13 +332,8 @@ def test_predict_command_decoding_switch_prints_the_repair_report(tiny_qwen3, tm
     assert len(pd.read_csv(sub)) == 6
 
 
-def _adapter_run(tiny_qwen3, tmp_path):
-    """A trained one-step ADE run (for the adapter-loading checks)."""
-    from medsift.llm.train import train
-
-    data = tmp_path / "train.csv"
-    _write_ade(data)
-    config = parse_config(
+def _adapter_config(tiny_qwen3, data):
+    return parse_config(
         {
             "task": "ade",
             "method": "llm",
@@ -340,7 +343,46 @@ def _adapter_run(tiny_qwen3, tmp_path):
             "seeds": [1],
         }
     )
-    return train(config, run_dir=tmp_path / "run", quiet=True), data
+
+
+def _adapter_run(tiny_qwen3, tmp_path):
+    """A trained one-step ADE run (for the adapter-loading checks)."""
+    from medsift.llm.train import train
+
+    data = tmp_path / "train.csv"
+    _write_ade(data)
+    return train(_adapter_config(tiny_qwen3, data), run_dir=tmp_path / "run", quiet=True), data
+
+
+@pytest.mark.slow
+def test_a_non_main_process_writes_nothing_of_its_own(tiny_qwen3, tmp_path, monkeypatch):
+    """Under accelerate/torchrun only rank 0 writes medsift's files (the adapter too); the others train, wait
+    for it at barriers and score with rank 0's adapter. Here the fake barrier plays rank 0's part: after
+    training it puts the adapter of an earlier run where rank 0 would have saved it."""
+    import shutil
+
+    import medsift.llm.train as llm_train
+
+    main_run, data = _adapter_run(tiny_qwen3, tmp_path)
+    run = tmp_path / "other"
+    barriers = []
+
+    def barrier():
+        barriers.append(sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()))
+        adapter = run / "seed-1" / "adapter"
+        if (run / "seed-1" / "checkpoints").is_dir() and not adapter.exists():
+            shutil.copytree(main_run / "seed-1" / "adapter", adapter)
+
+    monkeypatch.setattr(llm_train, "is_main_process", lambda: False)
+    monkeypatch.setattr(llm_train, "wait_for_everyone", barrier)
+    assert llm_train.train(_adapter_config(tiny_qwen3, data), run_dir=run, quiet=True) == run
+    # after the run's start, after training (the adapter), after the seed, at the end
+    assert len(barriers) == 4
+    assert barriers[0] == [] and not [p for p in barriers[1] if not p.startswith("seed-1/checkpoints/")]
+    written = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
+    ours = {p for p in written if not p.startswith(("seed-1/checkpoints/", "seed-1/adapter/"))}
+    assert not ours  # no config, splits, probabilities, metrics, DONE or manifest
+    assert (run / "seed-1" / "checkpoints").is_dir()  # removing checkpoints is rank 0's job too
 
 
 @pytest.mark.slow

@@ -307,6 +307,65 @@ def test_worst_errors_are_the_most_confident_mistakes_with_their_text(page, runs
     assert all(any("fine" in t for t in r["text"]) for r in shown_fp)  # the text of the source row
 
 
+def _run_of_two_files_sharing_ids(root: Path, *, seed_copy: bool) -> Path:
+    """An ade-classifier run trained on two files with the same ids (``a.csv`` and ``b.csv``): rows are told
+    apart by ``uid`` (:func:`medsift.io.merge_uids`), as ``medsift.ade.train`` writes them."""
+    from medsift.io import merge_uids
+
+    ids = [f"en_{i}" for i in range(6)]
+    frames, paths = [], []
+    for name in ("a", "b"):
+        path = root / f"{name}.csv"
+        frame = pd.DataFrame(
+            {"id": ids, "text": [f"{name} text {i}" for i in ids], "label": [0, 1] * 3, "language": "en"}
+        )
+        frame.to_csv(path, index=False)
+        frames.append(frame.assign(source=str(path)))
+        paths.append(path)
+    rows = pd.concat(frames, ignore_index=True).assign(uid=merge_uids(frames, paths))
+    assert rows["id"].duplicated().any() and not rows["uid"].duplicated().any()
+    run = root / "run"
+    (run / "seed-1").mkdir(parents=True)
+    rows[["uid", "id", "source", "language", "label"]].assign(split="val").to_csv(
+        run / "splits.csv", index=False
+    )
+    probs = rows.assign(p_ade=np.where(rows["label"] == 1, 0.1, 0.9))  # every row a confident mistake
+    columns = ["id", "language", "p_ade", "label", "uid"]
+    probs[columns].to_csv(run / "val_probabilities.csv", index=False)  # the run file: uid, no source
+    if seed_copy:  # sources from the per-seed copy (splits.csv without them)
+        probs[[*columns, "source"]].to_csv(run / "seed-1" / "val_probabilities.csv", index=False)
+        splits = pd.read_csv(run / "splits.csv").drop(columns="source")
+        splits.to_csv(run / "splits.csv", index=False)
+    write_json(run / "seed-1" / "metrics.json", {"seed": 1, "best": {}, "history": []})
+    RunManifest(kind="ade-classifier", task="ade", seeds=[1]).save(run)
+    return run
+
+
+@pytest.mark.parametrize("seed_copy", [False, True])
+def test_rows_sharing_an_id_across_merged_files_each_get_their_own_text(tmp_path, seed_copy):
+    from medsift.report.ade import analyse_split, policy_of, worst_errors
+
+    run_dir = _run_of_two_files_sharing_ids(tmp_path, seed_copy=seed_copy)
+    run = load_run(run_dir)
+    texts = run.texts["val"]
+    assert texts["a:en_0"] == "a text en_0" and texts["b:en_0"] == "b text en_0"
+    assert len(texts) == 12
+    errors = worst_errors(analyse_split(run.probabilities["val"], policy_of(run), "val"), texts, n=20)
+    assert len(errors) == 12
+    for row_id, group in errors.groupby("id"):
+        assert sorted(group["text"]) == [f"a text {row_id}", f"b text {row_id}"]
+    # the whole report renders: the 12 rows are scored as 12 (the scorer itself refuses repeated ids)
+    out = tmp_path / "r.html"
+    main(["report", str(run_dir), "-o", str(out), "-q"])
+    rows = {r["key"]: r["cells"] for r in parse(out).tables["scores-run-val"]}
+    assert (
+        rows["overall"]["support"] == 12
+        and rows["overall"]["positives"] == 6
+        and rows["overall"]["f1"] == 0.0
+    )
+    assert len(parse(out).tables["errors-run-val"]) == 12
+
+
 def test_comparison_marks_the_best_run_per_column(runs):
     loaded = [load_run(r) for r in runs]
     columns, rows = compare_rows(loaded, "calib")

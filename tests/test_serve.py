@@ -365,3 +365,20 @@ def test_impacts_odd_but_valid_posts_one_result_each_in_order(tagger_run: Path):
         assert response.status_code == 200 and len(response.json()["results"]) == 2
         for path in ("/v1/impacts", "/v1/ade"):  # the body is validated before the run kind is checked
             assert client.post(path, content=rb'{"texts": ["\ud800"]}', headers=JSON).status_code == 422
+
+
+def test_serve_help_names_the_status_each_limit_gives():
+    """--max-chars: a longer post is a 422, but it also sizes the body limit, whose breach is a 413."""
+    import typer
+
+    from medsift.cli import app
+    from medsift.serve.errors import max_body_bytes
+
+    serve = typer.main.get_command(app).commands["serve"]
+    helps = {p.name: p.help for p in serve.params}
+    assert "(more: 413)" in helps["max_batch"]
+    assert (
+        "(longer: 422)" in helps["max_chars"] and "max_body_bytes); a larger body: 413" in helps["max_chars"]
+    )
+    assert "max_batch x (12 x max_chars + 64) + 65536 bytes" in helps["max_chars"]
+    assert max_body_bytes(2, 10) == 2 * (12 * 10 + 64) + 65536  # the formula the help states

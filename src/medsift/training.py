@@ -26,16 +26,22 @@ DONE_MARKER = "DONE"
 def is_main_process() -> bool:
     """True on the global main process of a distributed launch (rank 0), and always in a single process.
 
-    accelerate's ``PartialState`` reads the launcher's environment (``RANK``, ``WORLD_SIZE``...), the same
-    state ``Trainer.is_world_process_zero`` answers from.
+    Once the process group is up (the Trainer starts it), its rank answers, as for
+    ``Trainer.is_world_process_zero``. Before that the launcher's environment does (``RANK``, or an MPI
+    launcher's rank, read by accelerate): ``PartialState()`` alone would answer True on every CPU process,
+    since accelerate only sets up a CPU (gloo) launch when asked for ``cpu`` as the Trainer does later.
     """
-    from accelerate import PartialState
+    import torch.distributed as dist
+    from accelerate.utils import get_cpu_distributed_information
 
-    return PartialState().is_main_process
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return get_cpu_distributed_information().rank == 0
 
 
 def wait_for_everyone() -> None:
-    """Barrier: every process waits here until all have arrived (a no-op in a single process)."""
+    """Barrier: every process waits here until all have arrived (a no-op in a single process, and in a CPU
+    launch before its first Trainer has started the process group)."""
     from accelerate import PartialState
 
     PartialState().wait_for_everyone()

@@ -131,13 +131,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a model from a config. Started again after a kill, it resumes from the last checkpoint."""
         from medsift.config import load_config
+        from medsift.training import is_main_process
 
         if quiet:
             silence_libraries()
         cfg = load_config(config, set_)
         trainer = load_entry(TRAINERS[(cfg.task, cfg.method)])
         run_dir = trainer(cfg, run_dir=output_dir, quiet=quiet)
-        typer.echo(f"run saved to {run_dir}")
+        if (
+            is_main_process()
+        ):  # under accelerate launch / torchrun every process gets here; one line is enough
+            typer.echo(f"run saved to {run_dir}")
 
     @app.command()
     def distill(
@@ -156,6 +160,7 @@ def register(app: typer.Typer) -> None:
         """Train one student on a teacher's soft labels, so a single model carries an ensemble's accuracy."""
         from medsift.ade.train import train as train_ade
         from medsift.config import load_config
+        from medsift.training import is_main_process
 
         if quiet:
             silence_libraries()
@@ -165,7 +170,8 @@ def register(app: typer.Typer) -> None:
                 "distillation trains an ADE encoder: the student config needs task: ade, method: encoder"
             )
         run_dir = train_ade(cfg, run_dir=output_dir, quiet=quiet, teacher=teacher)
-        typer.echo(f"student saved to {run_dir}")
+        if is_main_process():
+            typer.echo(f"student saved to {run_dir}")
 
     @app.command()
     def predict(

@@ -21,6 +21,11 @@ import numpy as np
 import pandas as pd
 
 from medsift.errors import MedsiftError
+<<<<<<< HEAD
+=======
+from medsift.io._load import check_columns, refuse_nul_values, refuse_surrogates
+from medsift.io.ade import OFFICIAL_TEST_COLUMNS, _assemble, _check_ids, _check_texts, _labels, _use_labels
+>>>>>>> wt-misc
 from medsift.io.atomic import atomic_write
 from medsift.io.chunks import JSON_SUFFIXES as _JSON
 from medsift.io.chunks import read_chunks
@@ -29,6 +34,190 @@ __all__ = ["predict_file", "predict_stream", "read_chunks"]
 _RECORD_COLUMNS = ["id", "language", "p_ade", "predicted_label", "threshold"]
 
 
+<<<<<<< HEAD
+=======
+def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
+    """(frame of strings indexed by 1-based data row, official?) per chunk; field counts checked per row."""
+    try:
+        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in finally
+    except FileNotFoundError:
+        raise MedsiftError("file not found", file=path) from None
+    row = 0
+    try:
+        reader = csv.reader(fh)
+        header = [name.strip() for name in next(reader, [])]
+        if not header:
+            raise MedsiftError("file is empty; expected a CSV with a header line", file=path)
+        official = all(name in header for name in OFFICIAL_TEST_COLUMNS)
+        check_columns(header, ["id", "text"] if official else ["text"], path, what="CSV of posts")
+        records: list[list[str]] = []
+        for record in reader:
+            if not record:
+                continue
+            row += 1
+            if len(record) != len(header):
+                relation = "fewer" if len(record) < len(header) else "more"
+                raise MedsiftError(
+                    f"row has {len(record)} fields, {relation} than the {len(header)} columns of the header",
+                    file=path,
+                    row=row,
+                )
+            records.append(record)
+            if len(records) == chunk_rows:
+                yield (
+                    pd.DataFrame(records, columns=header, index=range(row - len(records) + 1, row + 1)),
+                    official,
+                )
+                records = []
+        if records:
+            yield (
+                pd.DataFrame(records, columns=header, index=range(row - len(records) + 1, row + 1)),
+                official,
+            )
+    except UnicodeDecodeError:
+        _raise_invalid_utf8(path)
+    except csv.Error as exc:
+        raise MedsiftError(f"cannot parse as CSV: {exc}", file=path, row=row + 1) from None
+    finally:
+        fh.close()
+
+
+def _raise_invalid_utf8(path: Path, block: int = 1 << 20) -> None:
+    """Name the exact data row of the first invalid byte, as the whole-file readers do.
+
+    The text reader decodes ahead of the CSV parser, so its row counter cannot say where the byte is; scan the
+    bytes block by block for the first invalid one, then let medsift.io decode the prefix up to it.
+    """
+    import codecs
+
+    from medsift.io._load import _decode
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                end = offset + exc.end
+                break
+            offset += len(chunk)
+        else:
+            end = offset
+    with open(path, "rb") as fh:
+        _decode(fh.read(end), path, csv_rows=True)  # raises MedsiftError with file and row
+    raise MedsiftError("invalid UTF-8; save the file as UTF-8", file=path)
+
+
+def _json_array_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
+    # a JSON array cannot be read line by line; medsift.io reads it whole (and names bad records)
+    from medsift.io.ade import _frame_from_json
+
+    frame = _frame_from_json(path)
+    for start in range(0, len(frame), chunk_rows):
+        yield frame.iloc[start : start + chunk_rows].copy(), False
+
+
+def _starts_with_bracket(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            return fh.read(4096).lstrip().startswith("[")
+    except FileNotFoundError:
+        raise MedsiftError("file not found", file=path) from None
+
+
+def _json_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
+    if _starts_with_bracket(path):
+        yield from _json_array_chunks(path, chunk_rows)
+        return
+    rows: list[dict[str, str]] = []
+    numbers: list[int] = []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise MedsiftError(
+                        f"invalid JSON on this line: {exc.msg}", file=path, row=number
+                    ) from None
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise MedsiftError(
+                        "expected a JSON object with a string 'text' field", file=path, row=number
+                    )
+                refuse_surrogates([*record, *record.values()], path, number, "the record")
+                rows.append(
+                    {
+                        k: "" if record.get(k) is None else str(record[k])
+                        for k in ("id", "text", "language", "label")
+                        if k in record
+                    }
+                )
+                numbers.append(number)
+                if len(rows) == chunk_rows:
+                    yield pd.DataFrame(rows, index=numbers, dtype=str).fillna(""), False
+                    rows, numbers = [], []
+    except FileNotFoundError:
+        raise MedsiftError("file not found", file=path) from None
+    except UnicodeDecodeError as exc:
+        raise MedsiftError(f"invalid UTF-8: {exc.reason}; save the file as UTF-8", file=path) from None
+    if rows:
+        yield pd.DataFrame(rows, index=numbers, dtype=str).fillna(""), False
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bool]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise MedsiftError("file not found", file=path) from None
+    except Exception as exc:  # pyarrow raises many types for a bad file
+        raise MedsiftError(f"cannot read as Parquet: {exc}", file=path) from None
+    if "text" not in parquet.schema_arrow.names:
+        raise MedsiftError(
+            f"missing column text; columns found: {', '.join(parquet.schema_arrow.names)}", file=path
+        )
+    start = 1
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        frame = batch.to_pandas()
+        frame = frame.astype(object).where(frame.notna(), "").astype(str)
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        start += len(frame)
+        yield frame, False
+
+
+def read_chunks(path: str | Path, chunk_rows: int = 4096) -> Iterator[pd.DataFrame]:
+    """ADE frames (``medsift.io`` shape) of at most ``chunk_rows`` rows, validated like ``read_ade_any``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    chunks = _json_chunks if suffix in _JSON else _parquet_chunks if suffix == ".parquet" else _csv_chunks
+    seen: dict[str, int] = {}
+    empty = True
+    for frame, official in chunks(path, chunk_rows):
+        empty = False
+        refuse_nul_values(frame, path)  # every format, Parquet included
+        if not official:
+            if "id" not in frame.columns:
+                frame["id"] = ""
+            frame["id"] = [v if str(v).strip() else f"row-{row}" for row, v in frame["id"].items()]
+        _check_ids(frame["id"], path)
+        for row, value in frame["id"].items():  # ids are unique within a file: across chunks too
+            if value in seen:
+                problem = (
+                    f"duplicate id {value!r} (rows {seen[value]} and {row}); ids must be unique within a file"
+                )
+                raise MedsiftError(problem, file=path, row=int(row))
+            seen[value] = int(row)
+        _check_texts(frame["text"], path)
+        yield _assemble(frame, _labels(frame, _use_labels(frame, None, path), path), path)
+    if empty:
+        raise MedsiftError("file has no rows", file=path)
+
+
+>>>>>>> wt-misc
 class _Writer:
     """Appends scored chunks to an open temporary file in the format the output suffix names."""
 

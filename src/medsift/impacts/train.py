@@ -5,6 +5,10 @@ prediction, so no labelled word is ever truncated away. The label set is read fr
 ``B-/I-`` per type for ``bio``, one class per type for ``io``). Model selection uses the strict (or
 relaxed) F1 of the validation windows; the final ``metrics.json`` holds the post-level scores of the
 exported model on the whole validation posts.
+
+Multi-GPU: every process trains and scores the validation posts; only the main process writes medsift's
+files (config, model folder, metrics, ``DONE``, manifest, checkpoint removal), and the others wait for it at
+a barrier after the config, after each seed and at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from medsift.impacts.bio import (
 )
 from medsift.impacts.config import ImpactsConfig
 from medsift.impacts.model import build_model, encode_windows, progress_bars, resolve_name, save_tagger
+from medsift.training import is_main_process, wait_for_everyone
 
 
 def split_rows(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -130,7 +135,7 @@ def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = F
     from medsift.runs import RunManifest, hash_files, save_resolved_config
 
     run_dir = Path(run_dir if run_dir is not None else config.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    main = is_main_process()
     data = load_data(config)
     types = entity_types(data["train"][1] + data["dev"][1])
     if not types:
@@ -138,21 +143,25 @@ def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = F
             "the training data has no impact spans at all (every tag is O)", file=data["paths"][0]
         )
     labels = label_list(types, config.scheme)
-    save_resolved_config(run_dir, config)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_resolved_config(run_dir, config)
+    wait_for_everyone()
     tokenizer = AutoTokenizer.from_pretrained(resolve_name(config.model.name))
     summaries = {}
     for seed in config.seeds:
         summaries[str(seed)] = train_seed(
             config, seed, run_dir / f"seed-{seed}", tokenizer, labels, data, quiet=quiet
         )
-    manifest = RunManifest(
-        kind="impacts-tagger",
-        task="impacts",
-        seeds=list(config.seeds),
-        data=hash_files(data["paths"]),
-        extra={"model": config.model.name, "scheme": config.scheme, "labels": labels, "dev": summaries},
-    )
-    manifest.save(run_dir)
+    if main:
+        RunManifest(
+            kind="impacts-tagger",
+            task="impacts",
+            seeds=list(config.seeds),
+            data=hash_files(data["paths"]),
+            extra={"model": config.model.name, "scheme": config.scheme, "labels": labels, "dev": summaries},
+        ).save(run_dir)
+    wait_for_everyone()  # the run is complete for every process when train returns
     return run_dir
 
 
@@ -166,7 +175,10 @@ def train_seed(
     *,
     quiet: bool = False,
 ) -> dict:
-    """Train, export and score one seed; a finished seed (``DONE``) is returned from its metrics."""
+    """Train, export and score one seed; a finished seed (``DONE``) is returned from its metrics.
+
+    Every process trains and scores; only the main one saves the model and writes the seed's files.
+    """
     from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 
     from medsift.impacts.predict import predict_posts, score_tags
@@ -222,8 +234,10 @@ def train_seed(
         "base_model": m.name,
     }
     trained = trainer.model.eval()
-    with progress_bars(not quiet):
-        save_tagger(trained, tokenizer, seed_dir / "model", meta)
+    main = is_main_process()
+    if main:
+        with progress_bars(not quiet):
+            save_tagger(trained, tokenizer, seed_dir / "model", meta)
     dev_pred = predict_posts(
         trained, tokenizer, meta, data["dev"][0], config.training.per_device_eval_batch_size
     )
@@ -232,18 +246,18 @@ def train_seed(
         "strict_f1": scores["strict"]["overall"]["f1"],
         "relaxed_f1": scores["relaxed"]["overall"]["f1"],
     }
-    history = epoch_history(trainer)
-    write_json(
-        seed_dir / "metrics.json",
-        {
-            "seed": seed,
-            "summary": summary,
-            "dev": scores,
-            "history": history,
-            "train_windows": len(train_ex),
-            "dev_posts": len(data["dev"][0]),
-        },
-    )
-    remove_checkpoints(seed_dir / "checkpoints")
-    mark_seed_done(seed_dir, summary)
+    metrics = {
+        "seed": seed,
+        "summary": summary,
+        "dev": scores,
+        "history": epoch_history(trainer),
+        "train_windows": len(train_ex),
+        "dev_posts": len(data["dev"][0]),
+    }
+    if main:
+        write_json(seed_dir / "metrics.json", metrics)
+        mark_seed_done(seed_dir, summary)
+    wait_for_everyone()  # nobody still reads a checkpoint, and every process sees DONE
+    if main:
+        remove_checkpoints(seed_dir / "checkpoints")
     return summary

@@ -116,6 +116,16 @@ def check_writable(values: Sequence[object], path: Path, column: str, *, first_r
             )
 
 
+def refuse_nul_values(frame: pd.DataFrame, path: Path) -> None:
+    """Refuse a NUL character in any cell of a frame read from a typed file (Parquet; a streamed chunk),
+    naming the column and the row (the frame's index: 1-based row). Text files are checked as text on
+    reading (:func:`read_text`); a Parquet file never passes through that, so its values are checked here."""
+    for column in frame.columns:
+        bad = frame[column].astype(str).str.contains("\x00", regex=False)
+        if bad.any():
+            raise MedsiftError(f"NUL character (\\x00) in {column}", file=path, row=int(bad.idxmax()))
+
+
 def refuse_surrogates(values: Iterable[object], path: Path, row: int | None, what: str) -> None:
     """Refuse a string holding a lone surrogate (from a ``\\ud800`` escape in JSON or a list literal): no
     UTF-8 text can hold it, so a tokenizer or writer would fail on it far from the file."""

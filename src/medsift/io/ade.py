@@ -15,7 +15,7 @@ import pandas as pd
 
 from medsift.errors import MedsiftError
 from medsift.io._load import lines as _lines
-from medsift.io._load import load_csv, load_header, read_text, refuse_surrogates
+from medsift.io._load import load_csv, load_header, read_text, refuse_nul_values, refuse_surrogates
 
 ADE_COLUMNS = ["id", "text", "label", "language", "origin", "type", "split", "source", "uid"]
 # The columns of the official test file; a CSV that has them all is read as an official file.
@@ -208,6 +208,7 @@ def _frame_from_parquet(path: Path) -> pd.DataFrame:
         raise MedsiftError("file has no rows", file=path)
     frame = frame.astype(object).where(frame.notna(), "").astype(str)
     frame.index = pd.RangeIndex(1, len(frame) + 1)
+    refuse_nul_values(frame, path)  # as the CSV reader and the streaming reader do
     return frame
 
 

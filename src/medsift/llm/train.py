@@ -1,4 +1,10 @@
-"""``medsift train`` for ``method: llm``: LoRA instruction tuning on ``transformers.Trainer``, per seed."""
+"""``medsift train`` for ``method: llm``: LoRA instruction tuning on ``transformers.Trainer``, per seed.
+
+Multi-GPU: every process trains and then scores the validation (and calib) rows with the saved adapter;
+only the main process writes medsift's files (config, splits, adapter, probabilities, metrics, ``DONE``,
+manifest, checkpoint removal), and the others wait for it at barriers, so no process reads a file before
+it is complete.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,14 @@ import pandas as pd
 from medsift.config import resolve_data_path
 from medsift.errors import MedsiftError
 from medsift.runs import RunManifest, hash_files, save_resolved_config, write_json
-from medsift.training import mark_seed_done, remove_checkpoints, seed_is_done, train_resumable
+from medsift.training import (
+    is_main_process,
+    mark_seed_done,
+    remove_checkpoints,
+    seed_is_done,
+    train_resumable,
+    wait_for_everyone,
+)
 
 KINDS = {"ade": "ade-llm", "impacts": "impacts-llm"}
 
@@ -114,8 +127,9 @@ def _fit(config, seed: int, seed_dir: Path, train_frame, val_frame, quiet: bool)
 
         trainer.remove_callback(PrinterCallback)
     result = train_resumable(trainer, seed_dir / "checkpoints")
-    trainer.model.save_pretrained(str(seed_dir / "adapter"), safe_serialization=True)
-    remove_checkpoints(seed_dir / "checkpoints")
+    if is_main_process():
+        trainer.model.save_pretrained(str(seed_dir / "adapter"), safe_serialization=True)
+    wait_for_everyone()  # the adapter is complete before any process loads it to score
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return {
         "train_loss": result.training_loss,
@@ -130,7 +144,7 @@ def _fit(config, seed: int, seed_dir: Path, train_frame, val_frame, quiet: bool)
 
 
 def _evaluate_ade(config, seed_dir: Path, splits, quiet: bool) -> dict:
-    """Score the val and calib rows with the seed's model; writes ``<split>_probabilities.csv``."""
+    """Score the val and calib rows with the seed's model; writes ``<split>_probabilities.csv`` (main process)."""
     from medsift.io import write_probabilities
     from medsift.llm.predict import THRESHOLD, ade_frame_probabilities
     from medsift.scoring import score_ade
@@ -139,7 +153,8 @@ def _evaluate_ade(config, seed_dir: Path, splits, quiet: bool) -> dict:
     outputs = ade_frame_probabilities(config, seed_dir, frames, quiet=quiet)
     scores = {}
     for name, out in outputs.items():
-        write_probabilities(seed_dir / f"{name}_probabilities.csv", out)
+        if is_main_process():
+            write_probabilities(seed_dir / f"{name}_probabilities.csv", out)
         pred = pd.DataFrame({"id": out["id"], "predicted_label": (out["p_ade"] >= THRESHOLD).astype(int)})
         scores[name] = score_ade(out[["id", "language", "label"]], pred).to_dict()
     return scores
@@ -155,21 +170,18 @@ def train(config, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
     from medsift.llm.predict import evaluate_frame
 
     run_dir = Path(run_dir or config.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    main = is_main_process()
     splits = load_splits(config)
     if config.task == "impacts":
         config = with_labels(config, list(splits.train["ner_tags"]))
-    save_resolved_config(run_dir, config)
     extra: dict = {"model": config.model.name}
     if config.task == "ade":
-        from medsift.io.atomic import atomic_write
-
-        with atomic_write(run_dir / "splits.csv") as fh:
-            splits.table().to_csv(fh, index=False)
         extra["splits"] = {k: len(getattr(splits, k)) for k in ("train", "val", "calib")}
+    if main:
+        _start_run(run_dir, config, splits)
+    wait_for_everyone()
     for seed in config.seeds:
         seed_dir = run_dir / f"seed-{seed}"
-        seed_dir.mkdir(exist_ok=True)
         if seed_is_done(seed_dir):  # resumed run: keep the finished seed and its probability files
             continue
         train_rows = splits.train
@@ -186,8 +198,33 @@ def train(config, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
             summary.update(_evaluate_ade(config, seed_dir, splits, quiet))
         elif len(splits.val):
             summary["val"] = evaluate_frame(config, seed_dir, splits.val, quiet=quiet)[0]
-        write_json(seed_dir / "metrics.json", summary)
-        mark_seed_done(seed_dir, summary)
+        if main:
+            write_json(seed_dir / "metrics.json", summary)
+            mark_seed_done(seed_dir, summary)
+        wait_for_everyone()  # nobody still reads a checkpoint, and every process sees DONE
+        if main:
+            remove_checkpoints(seed_dir / "checkpoints")
+    if main:
+        _finish_run(run_dir, config, splits, extra)
+    wait_for_everyone()  # the run is complete for every process when train returns
+    return run_dir
+
+
+def _start_run(run_dir: Path, config, splits) -> None:
+    """The run folder's first files (main process only): the resolved config, the seed folders and, for ADE,
+    ``splits.csv``."""
+    for seed in config.seeds:
+        (run_dir / f"seed-{seed}").mkdir(parents=True, exist_ok=True)
+    save_resolved_config(run_dir, config)
+    if config.task == "ade":
+        from medsift.io.atomic import atomic_write
+
+        with atomic_write(run_dir / "splits.csv") as fh:
+            splits.table().to_csv(fh, index=False)
+
+
+def _finish_run(run_dir: Path, config, splits, extra: dict) -> None:
+    """Run-level files (main process only): ADE seed averages and, last, the manifest."""
     if config.task == "ade":
         # the encoder runs' own averaging, so both kinds write the same run-level files
         from medsift.ade.train import _average_seeds
@@ -201,7 +238,6 @@ def train(config, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
         data=hash_files(splits.files),
         extra=extra,
     ).save(run_dir)
-    return run_dir
 
 
 def zero_shot_run(

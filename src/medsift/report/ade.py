@@ -20,7 +20,7 @@ import pandas as pd
 
 from medsift.decision import ThresholdPolicy, reliability_bins, threshold_groups
 from medsift.decision.calibration import expected_calibration_error
-from medsift.report.load import RunData
+from medsift.report.load import RunData, row_keys
 from medsift.scoring import score_ade
 from medsift.scoring.ade import CADEC_SUFFIX
 
@@ -68,7 +68,7 @@ def analyse_split(frame: pd.DataFrame, policy: ThresholdPolicy, split: str) -> S
     p = frame["p_ade"].to_numpy(dtype=float)
     pred = (p >= thresholds).astype(int)
     rows = frame.assign(group=groups, predicted_label=pred, threshold=thresholds)
-    scores = score_ade(rows[["id", "label", "language"]], rows[["id", "predicted_label"]]).to_dict()
+    scores = score_ade(*_scoring_frames(rows)).to_dict()
     pooled = rows[~_is_cadec(rows)]
     y, yhat, pp = (pooled[c].to_numpy() for c in ("label", "predicted_label", "p_ade"))
     confusion = {
@@ -79,6 +79,20 @@ def analyse_split(frame: pd.DataFrame, policy: ThresholdPolicy, split: str) -> S
     }
     ece = expected_calibration_error(y.astype(int), pp.astype(float)) if len(y) else float("nan")
     return SplitAnalysis(split, scores, confusion, float(ece), rows)
+
+
+def _scoring_frames(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(gold, prediction) frames for :func:`score_ade`.
+
+    Rows with ``uid`` (a run's own val/calib files) may repeat ids across merged training files, which the
+    scorer refuses: they are scored under their row positions as ids, each in the group its real id gave
+    it (``group``: language or ``<lang>_cadec``), so the per-language scores stay the official ones.
+    """
+    if "uid" not in rows.columns or not rows["id"].astype(str).duplicated().any():
+        return rows[["id", "label", "language"]], rows[["id", "predicted_label"]]
+    keys = [str(i) for i in range(len(rows))]  # digits only: never read as a CADEC id
+    gold = pd.DataFrame({"id": keys, "label": rows["label"].to_numpy(), "language": rows["group"].to_numpy()})
+    return gold, pd.DataFrame({"id": keys, "predicted_label": rows["predicted_label"].to_numpy()})
 
 
 def _is_cadec(rows: pd.DataFrame) -> pd.Series:
@@ -147,7 +161,7 @@ def worst_errors(analysis: SplitAnalysis, texts: dict[str, str], n: int = 10) ->
     fp = rows[(rows["predicted_label"] == 1) & (rows["label"] == 0)].sort_values("p_ade", ascending=False)
     fn = rows[(rows["predicted_label"] == 0) & (rows["label"] == 1)].sort_values("p_ade", ascending=True)
     out = pd.concat([fp.head(n).assign(kind="false positive"), fn.head(n).assign(kind="false negative")])
-    out = out.assign(text=[texts.get(str(i), "") for i in out["id"]])
+    out = out.assign(text=[texts.get(k, "") for k in row_keys(out)])  # uid when the rows have one
     return out[["kind", "id", "language", "label", "p_ade", "threshold", "text"]].reset_index(drop=True)
 
 

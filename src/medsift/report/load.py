@@ -52,7 +52,7 @@ class RunData:
     policy: ThresholdPolicy | None = None
     splits: pd.DataFrame | None = None  # splits.csv: uid,id,source,language,label,split
     ensemble: dict[str, Any] | None = None  # ensemble.json
-    texts: dict[str, dict[str, str]] = field(default_factory=dict)  # split -> id -> text
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)  # split -> row key (row_keys) -> text
     impact_test: ImpactTest | None = None  # impact taggers given --test/--pred
 
     @property
@@ -106,12 +106,21 @@ def _probabilities(run_dir: Path, split: str, seeds: list[int]) -> pd.DataFrame 
     return frame
 
 
-def _texts_for(frame: pd.DataFrame) -> dict[str, str]:
-    """Map row id -> post text by reading the source files the rows came from (missing files are skipped)."""
+def row_keys(frame: pd.DataFrame) -> list[str]:
+    """Each row's key in :attr:`RunData.texts`: ``uid`` when the frame has one (ids may repeat across merged
+    training files), else ``id``."""
+    return frame["uid" if "uid" in frame.columns else "id"].astype(str).tolist()
+
+
+def _texts_for(frame: pd.DataFrame, *, by_uid: bool = True) -> dict[str, str]:
+    """Map each row's key (:func:`row_keys`; ``id`` when not ``by_uid``) -> post text, read from the row's
+    source file (missing files are skipped). Within one source file ids are unique, so (source, id) finds
+    the row's own text even when two merged files share an id."""
     from medsift.io import read_ade_any
 
     if "source" not in frame.columns:
         return {}
+    keys = pd.Series(row_keys(frame) if by_uid else frame["id"].astype(str).tolist(), index=frame.index)
     out: dict[str, str] = {}
     for source, rows in frame.groupby("source"):
         path = Path(str(source))
@@ -122,23 +131,31 @@ def _texts_for(frame: pd.DataFrame) -> dict[str, str]:
         except MedsiftError:
             continue
         lookup = dict(zip(src["id"].astype(str), src["text"].astype(str), strict=True))
-        for row_id in rows["id"]:
+        for key, row_id in zip(keys[rows.index], rows["id"].astype(str), strict=True):
             if row_id in lookup:
-                out[row_id] = lookup[row_id]
+                out[key] = lookup[row_id]
     return out
 
 
 def _with_sources(frame: pd.DataFrame, splits: pd.DataFrame | None, split: str) -> pd.DataFrame:
-    """Add the ``source`` file of each row from ``splits.csv`` (ids are unique within one split)."""
+    """Add the ``source`` file of each row from ``splits.csv``, matched on ``uid`` when both have it.
+
+    A run written before uids existed is matched on ``id`` (a repeated id then takes its first source).
+    """
     if "source" in frame.columns or splits is None or not {"id", "source", "split"} <= set(splits.columns):
         return frame
-    rows = splits[splits["split"] == split].drop_duplicates("id")
-    sources = dict(zip(rows["id"].astype(str), rows["source"], strict=True))
-    return frame.assign(source=[sources.get(i, "") for i in frame["id"]])
+    rows = splits[splits["split"] == split]
+    key = "uid" if "uid" in frame.columns and "uid" in splits.columns else "id"
+    rows = rows.drop_duplicates(key)
+    sources = dict(zip(rows[key].astype(str), rows["source"], strict=True))
+    return frame.assign(source=[sources.get(k, "") for k in frame[key].astype(str)])
 
 
-def _member_texts(ensemble: dict[str, Any], split: str) -> dict[str, str]:
-    """Ensemble rows have no source column: borrow the texts of the first member run that has them."""
+def _member_texts(ensemble: dict[str, Any], split: str, *, by_uid: bool) -> dict[str, str]:
+    """Ensemble rows have no source column: borrow the texts of the first member run that has them.
+
+    ``by_uid``: the ensemble's rows carry ``uid`` (its members were matched on it), so texts are keyed by it.
+    """
     for member in ensemble.get("members", []):
         path = Path(member.get("path", ""))
         if (path / "medsift_run.json").exists():
@@ -149,7 +166,7 @@ def _member_texts(ensemble: dict[str, Any], split: str) -> dict[str, str]:
             except (MedsiftError, OSError):
                 continue
             if frame is not None:
-                texts = _texts_for(_with_sources(frame, splits, split))
+                texts = _texts_for(_with_sources(frame, splits, split), by_uid=by_uid)
                 if texts:
                     return texts
     return {}
@@ -176,7 +193,7 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
                 run.probabilities[split] = frame
                 texts = _texts_for(_with_sources(frame, run.splits, split))
                 if not texts and run.ensemble is not None:
-                    texts = _member_texts(run.ensemble, split)
+                    texts = _member_texts(run.ensemble, split, by_uid="uid" in frame.columns)
                 run.texts[split] = texts
     return run
 
