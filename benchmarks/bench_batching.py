@@ -26,8 +26,8 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=Path("../shared/data/task1"))
     ap.add_argument("--exclude", type=Path, default=Path("runs/bench-ade/data/pool.csv"))
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--budgets", type=int, nargs="+", default=[256, 512, 2048, 16384])
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--budgets", type=int, nargs="+", default=[256, 512, 1024, 2048, 16384])
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args()
 
