@@ -16,10 +16,14 @@ import argparse
 import datetime as dt
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import append_section  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "task7"
 
 
@@ -95,10 +99,9 @@ def run_scheme(scheme: str, args: argparse.Namespace) -> dict:
 def report(results: list[dict], args: argparse.Namespace, total_s: float) -> str:
     c = results[0]["config"]
     lines = [
+        f"Measured {dt.date.today().isoformat()}.",
         "",
-        f"## Task 7 impact tagger: BIO vs IO, offline MiniLM on CPU ({dt.date.today().isoformat()})",
-        "",
-        f"- Machine: {machine()}; torch threads: {args.threads}.",
+        f"- Machine: {machine()}; torch threads for training: {args.threads}; prediction: one worker per core.",
         f"- Model `{c.model.name}` (all-MiniLM-L6-v2), max_length {c.model.max_length}, stride {c.model.stride}, "
         f"{c.training.num_train_epochs:g} epoch(s), lr {c.training.learning_rate}, batch {c.training.per_device_train_batch_size}, "
         f"label smoothing {c.training.label_smoothing_factor}, seed {c.seeds[0]}.",
@@ -146,12 +149,8 @@ def main() -> None:
     t0 = time.perf_counter()
     results = [run_scheme(s, args) for s in args.schemes]
     text = report(results, args, time.perf_counter() - t0)
-    doc = Path(args.doc)
-    # Append: other benchmarks write their own sections into the same file.
-    with open(doc, "a", encoding="utf-8") as fh:
-        if doc.stat().st_size == 0:
-            fh.write("# Benchmarks\n")
-        fh.write(text)
+    # Replaces its own section of the file; the other benchmarks keep theirs.
+    append_section("Task 7 impact tagger: BIO vs IO, offline MiniLM on CPU", text, args.doc)
     print(text)
 
 
