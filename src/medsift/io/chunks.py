@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from medsift.errors import MedsiftError
-from medsift.io._load import check_columns, refuse_surrogates
+from medsift.io._load import check_columns, refuse_nul_values, refuse_surrogates
 from medsift.io.ade import (
     OFFICIAL_TEST_COLUMNS,
     _assemble,
@@ -33,14 +33,6 @@ from medsift.io.ade import (
 )
 
 JSON_SUFFIXES = {".jsonl", ".json", ".ndjson"}
-
-
-def refuse_nul(frame: pd.DataFrame, path: Path) -> None:
-    """Refuse a NUL character in any cell of a chunk (rows are the frame's index)."""
-    for column in frame.columns:
-        bad = frame[column].astype(str).str.contains("\x00", regex=False)
-        if bad.any():
-            raise MedsiftError(f"NUL character (\\x00) in {column}", file=path, row=int(bad.idxmax()))
 
 
 def csv_chunks(
@@ -293,7 +285,7 @@ def numbered_chunks(path: str | Path, chunk_rows: int = 4096) -> Iterator[tuple[
     empty = True
     for frame, official in chunks(path, chunk_rows):
         empty = False
-        refuse_nul(frame, path)
+        refuse_nul_values(frame, path)  # every format, Parquet included
         if not official:
             if "id" not in frame.columns:
                 frame["id"] = ""

@@ -23,14 +23,13 @@ from pathlib import Path
 import pandas as pd
 
 from medsift.errors import MedsiftError
-from medsift.io._load import check_columns, iter_posts
+from medsift.io._load import check_columns, iter_posts, refuse_nul_values
 from medsift.io.chunks import (
     JSON_SUFFIXES,
     csv_chunks,
     numbered_chunks,
     open_parquet,
     raise_file_problem,
-    refuse_nul,
 )
 from medsift.io.impacts import CONLL_SUFFIXES, impact_row, is_empty_cell
 
@@ -81,7 +80,7 @@ def _csv_row_chunks(path: Path, chunk_rows: int, label_set) -> Iterator[pd.DataF
     try:
         for frame in csv_chunks(path, chunk_rows, check, what=_WHAT, load_csv_rules=True):
             empty = False
-            refuse_nul(frame, path)
+            refuse_nul_values(frame, path)
             yield columns.frame(frame.index, frame.to_dict(orient="records"))
         if empty:
             raise MedsiftError(
