@@ -124,7 +124,8 @@ def _encode(tokenizer, frame: pd.DataFrame, config: AdeConfig, with_labels: bool
     )
 
 
-def _probability_frame(frame: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+def probability_frame(frame: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+    """A run's val/calib probability frame (``uid`` keys the rows: ids repeat across merged files)."""
     return pd.DataFrame(
         {
             "id": frame["id"].to_numpy(),
@@ -225,9 +226,7 @@ def train_seed(
             too_long[split_name] = encoded.n_too_long
             p = positive_probabilities(trainer.model, tokenizer, encoded)
             if main:
-                write_probabilities(
-                    seed_dir / f"{split_name}_probabilities.csv", _probability_frame(frame, p)
-                )
+                write_probabilities(seed_dir / f"{split_name}_probabilities.csv", probability_frame(frame, p))
     metrics = {
         "seed": seed,
         "best_checkpoint": trainer.state.best_model_checkpoint,
@@ -269,7 +268,7 @@ def _check_or_start(run_dir: Path, config: AdeConfig, *, write: bool) -> None:
         save_resolved_config(run_dir, config)
 
 
-def _average_seeds(run_dir: Path, seeds: list[int], split_name: str) -> pd.DataFrame | None:
+def average_seeds(run_dir: Path, seeds: list[int], split_name: str) -> pd.DataFrame | None:
     """Multi-seed averaging: ``p_ade`` is the mean, ``p_ade__seed<N>`` keep each member.
 
     Rows are matched on ``uid`` (unique across the merged training files; ``id`` may repeat).
@@ -337,7 +336,7 @@ def _finish_run(
 ) -> None:
     """Run-level files (main process only): seed averages, thresholds, metrics and, last, the manifest."""
     for split_name in ("val", "calib"):
-        _average_seeds(run_dir, config.seeds, split_name)
+        average_seeds(run_dir, config.seeds, split_name)
     policy = ThresholdPolicy(mode="global", fallback=config.threshold, fallback_rule="global")
     write_json(run_dir / "thresholds.json", policy.to_dict())
     run_metrics: dict[str, Any] = {"seeds": {str(s["seed"]): s["best"] for s in summaries}}

@@ -56,22 +56,14 @@ def ade_frame_probabilities(
 ) -> dict[str, pd.DataFrame]:
     """Probability frames (the encoder runs' columns) for labelled ADE frames; the model loads once."""
     from medsift.ade.data import model_texts
+    from medsift.ade.train import probability_frame
 
     loaded = load_seed_model(config, seed_dir)
     out = {}
     for name, frame in frames.items():
         texts = model_texts(frame, config.data.normalize)
         p = ade_probabilities(config, seed_dir, texts, batch_size=batch_size, quiet=quiet, loaded=loaded)
-        out[name] = pd.DataFrame(
-            {
-                "id": frame["id"].to_numpy(),
-                "language": frame["language"].to_numpy(),
-                "label": frame["label"].astype(int).to_numpy(),
-                "p_ade": p,
-                "uid": frame["uid"].to_numpy(),
-                "source": frame["source"].to_numpy(),
-            }
-        )
+        out[name] = probability_frame(frame, p)  # the encoder runs' columns
     return out
 
 

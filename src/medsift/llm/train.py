@@ -227,10 +227,10 @@ def _finish_run(run_dir: Path, config, splits, extra: dict) -> None:
     """Run-level files (main process only): ADE seed averages and, last, the manifest."""
     if config.task == "ade":
         # the encoder runs' own averaging, so both kinds write the same run-level files
-        from medsift.ade.train import _average_seeds
+        from medsift.ade.train import average_seeds
 
         for split_name in ("val", "calib"):
-            _average_seeds(run_dir, list(config.seeds), split_name)
+            average_seeds(run_dir, list(config.seeds), split_name)
     RunManifest(
         kind=KINDS[config.task],
         task=config.task,
