@@ -60,8 +60,8 @@ def test_llm_and_encoder_runs_share_val_and_calib_rows(encoder_and_llm):
     llm_splits = pd.read_csv(llm / "splits.csv").set_index("uid")["split"]
     assert llm_splits.sort_index().equals(enc_splits.sort_index())
     columns = list(pd.read_csv(llm / "calib_probabilities.csv").columns)
-    assert columns == ["id", "language", "p_ade", "label", "p_ade__seed3", "p_ade__seed4"]
-    assert list(pd.read_csv(encoder / "calib_probabilities.csv").columns)[:4] == columns[:4]
+    assert columns == ["id", "language", "p_ade", "label", "uid", "p_ade__seed3", "p_ade__seed4"]
+    assert list(pd.read_csv(encoder / "calib_probabilities.csv").columns)[:5] == columns[:5]
 
 
 @pytest.mark.slow
