@@ -72,6 +72,24 @@ def test_missing_export_and_unknown_backend_are_clear_errors(ade_run: Path, tmp_
         load_classifier(copy, backend="tensorrt")
 
 
+def test_blockwise_int8_stays_close_to_fp32(ade_run: Path, exported: list[Path], tmp_path: Path):
+    import shutil
+
+    from medsift.cli import main
+    from medsift.engine.onnx import OnnxAdeClassifier
+
+    copy = Path(shutil.copytree(ade_run, tmp_path / "run"))
+    main(["export", str(copy), "--quantize", "--int8", "blockwise", "-q"])
+    report = json.loads((copy / "seed-7" / "onnx" / "export.json").read_text())
+    assert report["int8"]["method"] == "blockwise" and report["max_abs_diff"]["int8"] <= 0.1
+    fp32 = OnnxAdeClassifier.from_run(copy, quantized=False, threads=1).predict(TEXTS)
+    blockwise = OnnxAdeClassifier.from_run(copy, threads=1).predict(TEXTS)
+    np.testing.assert_allclose(blockwise.p_ade, fp32.p_ade, atol=0.02)
+    with pytest.raises(SystemExit) as bad:
+        main(["export", str(copy), "--quantize", "--int8", "int4"])
+    assert bad.value.code == 2
+
+
 def test_export_command(ade_run: Path, exported: list[Path], capsys):
     from medsift.cli import main
 

@@ -92,8 +92,43 @@ def cpu_has_vnni(cpuinfo: str | None = None) -> bool:
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
 
 
-def _quantize(src: Path, dst: Path) -> dict[str, Any]:
-    """Dynamic int8 quantisation of the linear layers; returns the choices made (for export.json)."""
+INT8_METHODS = ("dynamic", "blockwise")
+
+
+def _quantize(src: Path, dst: Path, method: str = "dynamic") -> dict[str, Any]:
+    """int8 weights for the linear layers (``dynamic`` or ``blockwise``); returns the choices made.
+
+    ``dynamic``: ONNX Runtime's dynamic quantisation (int8 weights per channel, each activation tensor quantised
+    to 8 bits with one scale as it flows): the fastest on CPU (5.4x the pipeline on e5-small) but one scale per
+    tensor blurs small activations, so probabilities move (mean |dp| 0.03 there). ``blockwise``: int8 weights
+    in blocks of 128 input channels (``MatMulNBits``, activations quantised per block of the same size),
+    which keeps probabilities within about 0.002 of fp32 at a smaller speed-up (about 1.3x fp32 ONNX).
+    """
+    if method not in INT8_METHODS:
+        raise MedsiftError(f"unknown int8 method '{method}'; choose one of {', '.join(INT8_METHODS)}")
+    tmp = dst.with_name(dst.name + ".tmp")
+    if method == "blockwise":
+        import onnx
+        from onnxruntime.quantization.matmul_nbits_quantizer import (
+            DefaultWeightOnlyQuantConfig,
+            MatMulNBitsQuantizer,
+        )
+
+        # accuracy_level 4: int8 arithmetic on the quantised blocks (the fast path on x86 and Arm)
+        options = {"method": method, "bits": 8, "block_size": 128, "accuracy_level": 4, "symmetric": True}
+        config = DefaultWeightOnlyQuantConfig(block_size=128, is_symmetric=True, accuracy_level=4, bits=8)
+        quantizer = MatMulNBitsQuantizer(
+            onnx.load(str(src)),
+            bits=8,
+            block_size=128,
+            is_symmetric=True,
+            accuracy_level=4,
+            algo_config=config,
+        )
+        quantizer.process()
+        quantizer.model.save_model_to_file(str(tmp), use_external_data_format=False)
+        os.replace(tmp, dst)
+        return options
     import platform
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -104,12 +139,21 @@ def _quantize(src: Path, dst: Path) -> dict[str, Any]:
     # probabilities by 0.24 otherwise), and cost speed and precision on CPUs that have VNNI.
     x86 = platform.machine().lower() in {"x86_64", "amd64", "i686", "x86"}
     options = {"per_channel": True, "reduce_range": x86 and not cpu_has_vnni()}
-    tmp = dst.with_name(dst.name + ".tmp")
     quantize_dynamic(
         str(src), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"], **options
     )
     os.replace(tmp, dst)
-    return options
+    return {"method": method, **options}
+
+
+def _int8_method(quantize: bool | str) -> str | None:
+    """``quantize`` as given to the exporters: False (none), True (``dynamic``) or a method name."""
+    if quantize is False or quantize is None:
+        return None
+    method = "dynamic" if quantize is True else str(quantize)
+    if method not in INT8_METHODS:
+        raise MedsiftError(f"unknown int8 method '{method}'; choose one of {', '.join(INT8_METHODS)}")
+    return method
 
 
 def session(path: Path, *, threads: int | None = None) -> Any:
@@ -183,7 +227,7 @@ def _verify(model: Any, tokenizer: Any, max_length: int, path: Path, tolerance: 
     return diff
 
 
-def export_onnx(run_dir: str | Path, *, quantize: bool = False, quiet: bool = False) -> list[Path]:
+def export_onnx(run_dir: str | Path, *, quantize: bool | str = False, quiet: bool = False) -> list[Path]:
     """Export every seed of an ADE (or impact tagger) run to ``seed-<N>/onnx/``; returns the model paths.
 
     A progress bar counts the seeds (``quiet`` switches it off)."""
@@ -198,6 +242,7 @@ def export_onnx(run_dir: str | Path, *, quantize: bool = False, quiet: bool = Fa
         from medsift.engine.onnx_tagger import export_tagger_onnx
 
         return export_tagger_onnx(run_dir, quantize=quantize, quiet=quiet)
+    method = _int8_method(quantize)
     seed_dirs = _seed_dirs(run_dir)
     config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
     max_length = config.model.max_length
@@ -216,8 +261,8 @@ def export_onnx(run_dir: str | Path, *, quantize: bool = False, quiet: bool = Fa
         report = {"opset": 18, "torch": torch.__version__, "max_abs_diff": {}}
         report["max_abs_diff"]["fp32"] = _verify(model, tokenizer, max_length, out / FP32, FP32_TOLERANCE)
         written.append(out / FP32)
-        if quantize:
-            report["int8"] = _quantize(out / FP32, out / INT8)
+        if method is not None:
+            report["int8"] = _quantize(out / FP32, out / INT8, method)
             report["max_abs_diff"]["int8"] = _verify(model, tokenizer, max_length, out / INT8, INT8_TOLERANCE)
             written.append(out / INT8)
         else:

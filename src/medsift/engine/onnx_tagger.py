@@ -18,6 +18,7 @@ from medsift.engine.onnx import (
     INT8,
     INT8_TOLERANCE,
     _export_graph,
+    _int8_method,
     _quantize,
     session,
     worker_sessions,
@@ -80,13 +81,16 @@ def _max_diff(model: Any, tokenizer: Any, path: Path) -> float:
     return float((ref - got).abs()[mask].max())
 
 
-def export_tagger_onnx(run_dir: str | Path, *, quantize: bool = False, quiet: bool = False) -> list[Path]:
+def export_tagger_onnx(
+    run_dir: str | Path, *, quantize: bool | str = False, quiet: bool = False
+) -> list[Path]:
     """Export every finished seed of a tagger run; refuse when its scores disagree with torch."""
     from tqdm.auto import tqdm
 
     from medsift.impacts.model import load_tagger
 
     run_dir = Path(run_dir)
+    method = _int8_method(quantize)
     written: list[Path] = []
     for seed_dir in tqdm(_tagger_seed_dirs(run_dir), desc="ONNX export", unit="seed", disable=quiet):
         model, tokenizer, meta = load_tagger(seed_dir / "model")
@@ -97,8 +101,8 @@ def export_tagger_onnx(run_dir: str | Path, *, quantize: bool = False, quiet: bo
         _export_graph(encoder, dict(example), out / FP32)
         report: dict[str, Any] = {"opset": 18, "max_abs_diff": {}}
         targets = [(FP32, FP32_TOLERANCE)]
-        if quantize:
-            report["int8"] = _quantize(out / FP32, out / INT8)
+        if method is not None:
+            report["int8"] = _quantize(out / FP32, out / INT8, method)
             targets.append((INT8, INT8_TOLERANCE))
         else:
             (out / INT8).unlink(missing_ok=True)
