@@ -92,65 +92,119 @@ def cpu_has_vnni(cpuinfo: str | None = None) -> bool:
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
 
 
-INT8_METHODS = ("dynamic", "blockwise")
+INT8_METHODS = ("mixed", "dynamic", "blockwise")
 
 
-def _quantize(src: Path, dst: Path, method: str = "dynamic") -> dict[str, Any]:
-    """int8 weights for the linear layers (``dynamic`` or ``blockwise``); returns the choices made.
+def _quantize(src: Path, dst: Path, method: str = "mixed") -> dict[str, Any]:
+    """int8 weights for the linear layers of ``src`` written to ``dst``; returns the choices made.
 
-    ``dynamic``: ONNX Runtime's dynamic quantisation (int8 weights per channel, each activation tensor quantised
-    to 8 bits with one scale as it flows): the fastest on CPU (5.4x the pipeline on e5-small) but one scale per
-    tensor blurs small activations, so probabilities move (mean |dp| 0.03 there). ``blockwise``: int8 weights
-    in blocks of 128 input channels (``MatMulNBits``, activations quantised per block of the same size),
-    which keeps probabilities within about 0.002 of fp32 at a smaller speed-up (about 1.3x fp32 ONNX).
+    - ``dynamic``: ONNX Runtime's dynamic quantisation (per-channel int8 weights; each activation tensor
+      quantised with one scale as it flows). The fastest on CPU, but one scale per tensor blurs the small
+      activations next to the large ones, so probabilities move (mean |dp| 0.03 on e5-small).
+    - ``blockwise``: int8 weights in blocks of 128 input channels (``MatMulNBits``; activations quantised
+      per block too): within about 0.002 of fp32, at a smaller speed-up.
+    - ``mixed`` (default): dynamic for the linear layers that read a LayerNorm-scaled tensor (the
+      attention's query/key/value projections and the feed-forward up-projection), blockwise for the rest
+      (attention output and the feed-forward down-projection, whose inputs, after softmax-weighted sums
+      and GELU, carry the outlier channels that a single per-tensor scale blurs). On e5-small it keeps
+      most of dynamic's speed with probabilities within ~0.005 of fp32 (docs/benchmarks.md). The layers
+      are found by structure (three or more weight matrices reading one tensor; a weight that widens its
+      input), not by name, so the rule holds for BERT, XLM-R and DeBERTa graphs alike.
     """
     if method not in INT8_METHODS:
         raise MedsiftError(f"unknown int8 method '{method}'; choose one of {', '.join(INT8_METHODS)}")
-    tmp = dst.with_name(dst.name + ".tmp")
-    if method == "blockwise":
-        import onnx
-        from onnxruntime.quantization.matmul_nbits_quantizer import (
-            DefaultWeightOnlyQuantConfig,
-            MatMulNBitsQuantizer,
-        )
+    import onnx
 
-        # accuracy_level 4: int8 arithmetic on the quantised blocks (the fast path on x86 and Arm)
-        options = {"method": method, "bits": 8, "block_size": 128, "accuracy_level": 4, "symmetric": True}
-        config = DefaultWeightOnlyQuantConfig(block_size=128, is_symmetric=True, accuracy_level=4, bits=8)
-        quantizer = MatMulNBitsQuantizer(
-            onnx.load(str(src)),
-            bits=8,
-            block_size=128,
-            is_symmetric=True,
-            accuracy_level=4,
-            algo_config=config,
-        )
-        quantizer.process()
-        quantizer.model.save_model_to_file(str(tmp), use_external_data_format=False)
-        os.replace(tmp, dst)
-        return options
+    model = onnx.load(str(src))
+    tmp = dst.with_name(dst.name + ".tmp")
+    options: dict[str, Any] = {"method": method}
+    shared = _dynamic_tolerant_matmuls(model) if method == "mixed" else []
+    if method in ("mixed", "blockwise"):
+        model = _blockwise(model, exclude=shared)
+        options.update(bits=8, block_size=BLOCK, accuracy_level=4, symmetric=True)
+    if method == "blockwise":
+        onnx.save(model, str(tmp))
+    else:
+        options |= _dynamic(model, tmp, nodes=shared or None)
+    os.replace(tmp, dst)
+    return options
+
+
+BLOCK = 128
+
+
+def _dynamic_tolerant_matmuls(model: Any) -> list[str]:
+    """Weight MatMuls fed by normalised activations: q/k/v projections and feed-forward up-projections.
+
+    q/k/v: three or more weight MatMuls reading one tensor. Up-projections: a weight with more output
+    than input channels. Both read a LayerNorm output, whose channels share one scale well.
+    """
+    from collections import defaultdict
+
+    weights = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    readers: dict[str, list[str]] = defaultdict(list)
+    widening: list[str] = []
+    for node in model.graph.node:
+        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in weights:
+            readers[node.input[0]].append(node.name)
+            shape = weights[node.input[1]]
+            if len(shape) == 2 and shape[1] > shape[0]:
+                widening.append(node.name)
+    shared = [name for names in readers.values() if len(names) >= 3 for name in names]
+    return shared + [name for name in widening if name not in shared]
+
+
+def _blockwise(model: Any, exclude: list[str]) -> Any:
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    # accuracy_level 4: int8 arithmetic on the quantised blocks (the fast path on x86 and Arm)
+    config = DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True, accuracy_level=4, bits=8)
+    quantizer = MatMulNBitsQuantizer(
+        model,
+        bits=8,
+        block_size=BLOCK,
+        is_symmetric=True,
+        accuracy_level=4,
+        nodes_to_exclude=exclude,
+        algo_config=config,
+    )
+    quantizer.process()
+    return quantizer.model.model
+
+
+def _dynamic(model: Any, dst: Path, nodes: list[str] | None) -> dict[str, Any]:
     import platform
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Only MatMul/Gemm: quantised embeddings and attention ops cost accuracy for little speed on CPU.
-    # Per-channel weights keep the drift from fp32 small. x86 CPUs without VNNI multiply u8 x s8 pairs into
-    # 16 bits, which saturates: 7-bit weights (reduce_range) avoid it there (it moved some MiniLM tagger
-    # probabilities by 0.24 otherwise), and cost speed and precision on CPUs that have VNNI.
+    # x86 CPUs without VNNI multiply u8 x s8 pairs into 16 bits, which saturates: 7-bit weights
+    # (reduce_range) avoid it there (it moved some MiniLM tagger probabilities by 0.24 otherwise), and cost
+    # speed and precision on CPUs that have VNNI.
     x86 = platform.machine().lower() in {"x86_64", "amd64", "i686", "x86"}
     options = {"per_channel": True, "reduce_range": x86 and not cpu_has_vnni()}
     quantize_dynamic(
-        str(src), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"], **options
+        model,
+        str(dst),
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        nodes_to_quantize=nodes,
+        # MatMulNBits nodes come from a contrib domain that shape inference cannot type
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        **options,
     )
-    os.replace(tmp, dst)
-    return {"method": method, **options}
+    return options
 
 
 def _int8_method(quantize: bool | str) -> str | None:
-    """``quantize`` as given to the exporters: False (none), True (``dynamic``) or a method name."""
+    """``quantize`` as given to the exporters: False (none), True (``mixed``) or a method name."""
     if quantize is False or quantize is None:
         return None
-    method = "dynamic" if quantize is True else str(quantize)
+    method = "mixed" if quantize is True else str(quantize)
     if method not in INT8_METHODS:
         raise MedsiftError(f"unknown int8 method '{method}'; choose one of {', '.join(INT8_METHODS)}")
     return method
