@@ -46,7 +46,9 @@ def test_export_writes_fp32_and_int8_models_and_a_report(ade_run: Path, exported
     kinds = {name.split("/")[-2] for name in dynamic}  # .../attention/self/query/MatMul -> query
     assert kinds == {"query", "key", "value", "dense"}
     assert all("intermediate" in name for name in dynamic if name.endswith("dense/MatMul"))
-    assert not any("output" in name for name in dynamic)  # attention output and down-projection stay blockwise
+    assert not any(
+        "output" in name for name in dynamic
+    )  # attention output and down-projection stay blockwise
     ops = [node.op_type for node in onnx.load(str(onnx_dir / "model.int8.onnx")).graph.node]
     assert "MatMulNBits" in ops and "DynamicQuantizeLinear" in ops
     assert not list(onnx_dir.glob("*.tmp"))
@@ -85,7 +87,9 @@ def test_missing_export_and_unknown_backend_are_clear_errors(ade_run: Path, tmp_
 
 
 @pytest.mark.parametrize("method", ["blockwise", "dynamic"])
-def test_each_int8_method_exports_a_checked_model(ade_run: Path, exported: list[Path], tmp_path: Path, method):
+def test_each_int8_method_exports_a_checked_model(
+    ade_run: Path, exported: list[Path], tmp_path: Path, method
+):
     import shutil
 
     import onnx
