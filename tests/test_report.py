@@ -307,6 +307,15 @@ def test_worst_errors_are_the_most_confident_mistakes_with_their_text(page, runs
     assert all(any("fine" in t for t in r["text"]) for r in shown_fp)  # the text of the source row
 
 
+def test_errors_zero_puts_no_post_text_on_the_page(runs, tmp_path):
+    out = tmp_path / "shareable.html"
+    main(["report", *map(str, runs), "-o", str(out), "--errors", "0", "-q"])
+    html = parse(out)
+    assert not [name for name in html.tables if name.startswith("errors-")]
+    assert "post number" not in out.read_text(encoding="utf-8")
+    assert "scores-alpha-calib" in html.tables  # everything else stays
+
+
 def _run_of_two_files_sharing_ids(root: Path, *, seed_copy: bool) -> Path:
     """An ade-classifier run trained on two files with the same ids (``a.csv`` and ``b.csv``): rows are told
     apart by ``uid`` (:func:`medsift.io.merge_uids`), as ``medsift.ade.train`` writes them."""
@@ -533,6 +542,24 @@ def test_impacts_examples_highlight_gold_and_predicted_spans(tmp_path):
     assert worst["cells"]["tags_differing"] == sum(t != "O" for t in gold["ner_tags"].iloc[first])
     page = out.read_text(encoding="utf-8")
     assert '<mark class="gold"' in page and '<mark class="both"' in page and '<mark class="pred"' not in page
+    main(
+        [
+            "report",
+            str(run),
+            "--test",
+            str(gold_path),
+            "--pred",
+            str(sub),
+            "-o",
+            str(out),
+            "--errors",
+            "0",
+            "-q",
+        ]
+    )
+    shareable = parse(out)
+    assert "examples-tagger" not in shareable.tables and "<mark" not in out.read_text(encoding="utf-8")
+    assert any(name.startswith("types-") or "test" in name for name in shareable.tables)
 
 
 def test_ensemble_run_is_reported_with_the_rows_that_tuned_it(runs, tmp_path):

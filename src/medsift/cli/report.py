@@ -96,7 +96,12 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Split of the comparison table (default: test, else calib, else val)."),
         ] = None,
         errors: Annotated[
-            int, typer.Option(min=0, help="Worst false positives / negatives shown per split.")
+            int,
+            typer.Option(
+                min=0,
+                help="Worst false positives / negatives shown per split; 0: no post text on the page "
+                "(no error table, no highlighted impact posts), for data that may not be shared.",
+            ),
         ] = 10,
         title: Annotated[str, typer.Option(help="Page title.")] = "medsift report",
         quiet: Annotated[

@@ -173,7 +173,8 @@ def _ade_split(doc: Document, run: RunData, run_id: str, split: str, errors: int
         ),
     ):
         doc.figure(Figure(f"{base}-{suffix}", f"{run.name} / {split}: {caption}", png))
-    doc.table(_errors_table(run_id, analysis, run.texts.get(split, {}), errors))
+    if errors:  # 0: no post texts on the page (data that may not be redistributed)
+        doc.table(_errors_table(run_id, analysis, run.texts.get(split, {}), errors))
 
 
 def _ade_sections(doc: Document, run: RunData, run_id: str, errors: int, progress: Progress) -> None:
@@ -219,6 +220,8 @@ def build_report(
 ) -> Document:
     """The whole report document for ``runs`` (render it with :func:`medsift.report.document.write`).
 
+    ``errors`` is the number of worst errors shown per split; 0 puts no post text on the page at all (no
+    error table, no highlighted impact posts), for reports of data that may not be redistributed.
     ``impact_examples`` maps a run name to ``(gold_frame, pred_frame)`` of impact posts to show highlighted
     (default: those of the run's attached :class:`~medsift.report.load.ImpactTest`).
     """
@@ -238,5 +241,5 @@ def build_report(
         if run.task == "ade":
             _ade_sections(doc, run, run_id, errors, progress)
         else:
-            impacts_sections(doc, run, run_id, (impact_examples or {}).get(run.name))
+            impacts_sections(doc, run, run_id, (impact_examples or {}).get(run.name), show_posts=errors > 0)
     return doc

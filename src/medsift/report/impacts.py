@@ -198,8 +198,11 @@ def _dev_sections(doc: Document, run: RunData, run_id: str) -> None:
     )
 
 
-def impacts_sections(doc: Document, run: RunData, run_id: str, examples: tuple | None) -> None:
-    """Per-type dev scores per seed; with a test file, its per-type scores and highlighted examples."""
+def impacts_sections(
+    doc: Document, run: RunData, run_id: str, examples: tuple | None, *, show_posts: bool = True
+) -> None:
+    """Per-type dev scores per seed; with a test file, its per-type scores and (``show_posts``) highlighted
+    examples."""
     _dev_sections(doc, run, run_id)
     if run.impact_test is not None:
         doc.heading(f"{run.name} — test posts", 3, id=f"{run_id}-test")
@@ -213,5 +216,5 @@ def impacts_sections(doc: Document, run: RunData, run_id: str, examples: tuple |
         )
         if examples is None:
             examples = (run.impact_test.gold, run.impact_test.pred)
-    if examples is not None:
+    if examples is not None and show_posts:
         _examples(doc, run_id, *examples)
