@@ -176,16 +176,36 @@ def encode_windows(
 ) -> tuple[list[EncodedWindow], list[list[int]]]:
     """Every post cut into windows of whole words (see :mod:`medsift.impacts.windows`), each encoded.
 
-    Returns the windows and, per post, the subword count of each word (the merge needs them).
+    Returns the windows and, per post, the subword count of each word (the merge needs them). The tokenizer
+    is called twice for the whole list (counts, then windows), not twice per post: one batched call runs in
+    the tokenizer's native code, where per-post calls spent most of their time in Python.
     """
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
-    out: list[EncodedWindow] = []
-    all_counts: list[list[int]] = []
-    for p, words in enumerate(posts):
-        counts = subword_counts(tokenizer, words)
-        all_counts.append(counts)
-        for window in plan_windows(counts, budget, stride):
-            piece = words[window[0] : window[1]]
-            enc = tokenizer(piece, is_split_into_words=True, truncation=True, max_length=max_length)
-            out.append(EncodedWindow(p, window, list(enc["input_ids"]), list(enc.word_ids())))
+    all_counts: list[list[int]] = [[] for _ in posts]
+    nonempty = [p for p, words in enumerate(posts) if words]
+    if nonempty:
+        enc = tokenizer(
+            [posts[p] for p in nonempty], is_split_into_words=True, add_special_tokens=False, truncation=False
+        )
+        for i, p in enumerate(nonempty):
+            counts = [0] * len(posts[p])
+            for wid in enc.word_ids(i):
+                if wid is not None:
+                    counts[wid] += 1
+            all_counts[p] = counts
+    planned = [
+        (p, window) for p, counts in enumerate(all_counts) for window in plan_windows(counts, budget, stride)
+    ]
+    if not planned:
+        return [], all_counts
+    enc = tokenizer(
+        [posts[p][window[0] : window[1]] for p, window in planned],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
+    )
+    out = [
+        EncodedWindow(p, window, list(enc["input_ids"][i]), list(enc.word_ids(i)))
+        for i, (p, window) in enumerate(planned)
+    ]
     return out, all_counts
