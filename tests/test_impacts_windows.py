@@ -75,3 +75,24 @@ def test_merge_prefers_most_context_and_fills_gaps():
         merge_windows([(0, 2)], [["x", "y"]], 3)
     with pytest.raises(ValueError):
         merge_windows([(0, 2)], [["x"]], 2)
+
+
+@pytest.mark.parametrize("kind", ["wordpiece_tokenizer", "unigram_tokenizer"])
+def test_batched_window_encoding_equals_encoding_each_post_alone(kind, request):
+    """encode_windows tokenises a whole chunk at once; every post must get the windows it gets alone."""
+    from transformers import AutoTokenizer
+
+    from medsift.impacts.model import encode_windows
+
+    tokenizer = AutoTokenizer.from_pretrained(str(request.getfixturevalue(kind)))
+    rng = random.Random(3)
+    vocab = ["pain", "overdosed", "job", "lost", "🙏", "после", "работу", ",", "withdrawal", "x" * 40, ""]
+    posts = [[rng.choice(vocab) for _ in range(rng.randint(0, 60))] for _ in range(40)] + [[]]
+    windows, counts = encode_windows(tokenizer, posts, max_length=16, stride=4)
+    alone = [encode_windows(tokenizer, [post], max_length=16, stride=4) for post in posts]
+    assert counts == [c[0] for _, c in alone]
+    per_post = [[w for w in windows if w.post == p] for p in range(len(posts))]
+    assert [[(w.window, w.input_ids, w.word_ids) for w in ws] for ws in per_post] == [
+        [(w.window, w.input_ids, w.word_ids) for w in ws] for ws, _ in alone
+    ]
+    assert not per_post[-1] and sum(map(len, per_post)) == len(windows) > len(posts)
