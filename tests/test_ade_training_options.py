@@ -209,8 +209,11 @@ def test_a_non_main_process_writes_nothing_of_its_own(tiny_bert: Path, tmp_path:
     import medsift.ade.train as ade_train
 
     barriers = []
-    monkeypatch.setattr(ade_train, "is_main_process", lambda: False)
-    monkeypatch.setattr(ade_train, "wait_for_everyone", lambda: barriers.append(1))
+    import medsift.training
+
+    for module in (ade_train, medsift.training):  # the trainer and its shared seed-finishing helper
+        monkeypatch.setattr(module, "is_main_process", lambda: False)
+        monkeypatch.setattr(module, "wait_for_everyone", lambda: barriers.append(1))
     data = make_ade_csv(tmp_path / "train.csv", n=40)
     config = tiny_config(tiny_bert, data, tmp_path / "run", training={"num_train_epochs": 1})
     run = ade_train.train(config, quiet=True)

@@ -192,8 +192,11 @@ def test_a_non_main_process_writes_nothing_of_its_own(tiny_bert, tmp_path, monke
     import medsift.impacts.train as impacts_train
 
     barriers = []
-    monkeypatch.setattr(impacts_train, "is_main_process", lambda: False)
-    monkeypatch.setattr(impacts_train, "wait_for_everyone", lambda: barriers.append(1))
+    import medsift.training
+
+    for module in (impacts_train, medsift.training):  # the trainer and its shared seed-finishing helper
+        monkeypatch.setattr(module, "is_main_process", lambda: False)
+        monkeypatch.setattr(module, "wait_for_everyone", lambda: barriers.append(1))
     torch.set_num_threads(1)
     train_csv = _write_csv(tmp_path / "train.csv", POSTS * 3)
     config = _config(tiny_bert, train_csv, "bio", False, tmp_path / "run", epochs=1)

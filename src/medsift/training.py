@@ -82,6 +82,22 @@ def mark_seed_done(seed_dir: str | Path, summary: dict[str, Any]) -> None:
     atomic_write_text(Path(seed_dir) / DONE_MARKER, json.dumps(summary, default=float) + "\n")
 
 
+def finish_seed(seed_dir: str | Path, metrics: dict[str, Any], done: dict[str, Any] | None = None) -> None:
+    """End one seed in every process: the main one writes ``metrics.json`` and the DONE marker (``done``,
+    default ``metrics``); after a barrier (nobody still reads a checkpoint, every process sees DONE) it
+    removes the intermediate checkpoints."""
+    from medsift.runs import write_json
+
+    seed_dir = Path(seed_dir)
+    main = is_main_process()
+    if main:
+        write_json(seed_dir / "metrics.json", metrics)
+        mark_seed_done(seed_dir, metrics if done is None else done)
+    wait_for_everyone()
+    if main:
+        remove_checkpoints(seed_dir / "checkpoints")
+
+
 def train_resumable(trainer: Any, checkpoint_dir: str | Path) -> Any:
     """Run ``trainer.train``, resuming from the newest checkpoint under ``checkpoint_dir`` if there is one."""
     resume = last_checkpoint(checkpoint_dir)

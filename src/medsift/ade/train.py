@@ -38,9 +38,8 @@ from medsift.training import (
     SequentialEvalMixin,
     epoch_history,
     export_model,
+    finish_seed,
     is_main_process,
-    mark_seed_done,
-    remove_checkpoints,
     seed_is_done,
     train_resumable,
     wait_for_everyone,
@@ -234,12 +233,7 @@ def train_seed(
         "history": epoch_history(trainer),
         "truncated_posts": truncation_summary(too_long, splits, config, log_it=main),
     }
-    if main:
-        write_json(seed_dir / "metrics.json", metrics)
-        mark_seed_done(seed_dir, {"seed": seed, "best": best})
-    wait_for_everyone()  # nobody still reads a checkpoint, and every process sees DONE
-    if main:
-        remove_checkpoints(seed_dir / "checkpoints")
+    finish_seed(seed_dir, metrics, {"seed": seed, "best": best})
     return metrics
 
 

@@ -182,11 +182,10 @@ def train_seed(
     from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 
     from medsift.impacts.predict import predict_posts, score_tags
-    from medsift.runs import read_json, write_json
+    from medsift.runs import read_json
     from medsift.training import (
         epoch_history,
-        mark_seed_done,
-        remove_checkpoints,
+        finish_seed,
         seed_is_done,
         train_resumable,
     )
@@ -254,10 +253,5 @@ def train_seed(
         "train_windows": len(train_ex),
         "dev_posts": len(data["dev"][0]),
     }
-    if main:
-        write_json(seed_dir / "metrics.json", metrics)
-        mark_seed_done(seed_dir, summary)
-    wait_for_everyone()  # nobody still reads a checkpoint, and every process sees DONE
-    if main:
-        remove_checkpoints(seed_dir / "checkpoints")
+    finish_seed(seed_dir, metrics, summary)
     return summary

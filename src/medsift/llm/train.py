@@ -16,9 +16,8 @@ from medsift.config import resolve_data_path
 from medsift.errors import MedsiftError
 from medsift.runs import RunManifest, hash_files, save_resolved_config, write_json
 from medsift.training import (
+    finish_seed,
     is_main_process,
-    mark_seed_done,
-    remove_checkpoints,
     seed_is_done,
     train_resumable,
     wait_for_everyone,
@@ -198,12 +197,7 @@ def train(config, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
             summary.update(_evaluate_ade(config, seed_dir, splits, quiet))
         elif len(splits.val):
             summary["val"] = evaluate_frame(config, seed_dir, splits.val, quiet=quiet)[0]
-        if main:
-            write_json(seed_dir / "metrics.json", summary)
-            mark_seed_done(seed_dir, summary)
-        wait_for_everyone()  # nobody still reads a checkpoint, and every process sees DONE
-        if main:
-            remove_checkpoints(seed_dir / "checkpoints")
+        finish_seed(seed_dir, summary)
     if main:
         _finish_run(run_dir, config, splits, extra)
     wait_for_everyone()  # the run is complete for every process when train returns
