@@ -7,6 +7,7 @@ Rows are 1-based data rows (header excluded) for CSV and 1-based line numbers fo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import warnings
@@ -154,26 +155,27 @@ def _header(text: str, path: Path) -> list[str]:
         raise MedsiftError(f"cannot parse the header as CSV: {exc}", file=path, row=None) from None
 
 
-def _open_bytes(path: Path) -> IO[bytes]:
+@contextlib.contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """OS errors while opening or reading ``path`` as one-line MedsiftErrors naming the file."""
     try:
-        return path.open("rb")
+        yield
     except FileNotFoundError:
         raise MedsiftError("file not found", file=path) from None
     except IsADirectoryError:
         raise MedsiftError("is a folder, expected a file", file=path) from None
     except OSError as exc:
         raise MedsiftError(f"cannot read file ({exc.strerror})", file=path) from None
+
+
+def _open_bytes(path: Path) -> IO[bytes]:
+    with _readable(path):
+        return path.open("rb")
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
+    with _readable(path):
         return path.read_bytes()
-    except FileNotFoundError:
-        raise MedsiftError("file not found", file=path) from None
-    except IsADirectoryError:
-        raise MedsiftError("is a folder, expected a file", file=path) from None
-    except OSError as exc:
-        raise MedsiftError(f"cannot read file ({exc.strerror})", file=path) from None
 
 
 def _decode(raw: bytes, path: Path, *, csv_rows: bool) -> str:
