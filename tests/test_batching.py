@@ -19,7 +19,7 @@ from medsift.engine.batching import (
     token_budget_batches,
     torch_threads,
 )
-from medsift.engine.onnx import cpu_has_vnni
+from medsift.engine.quantize import cpu_has_vnni
 from test_ade import NEG, POS, make_ade_csv, tiny_config
 
 TEXTS = POS + NEG + ["a post much longer than the tiny model's room " * 8] + [p + " again" for p in POS]

@@ -35,20 +35,31 @@ def exported(ade_run: Path) -> list[Path]:
 def test_export_writes_fp32_and_int8_models_and_a_report(ade_run: Path, exported: list[Path]):
     import onnx
 
-    from medsift.engine.onnx import _dynamic_tolerant_matmuls
+    from medsift.engine.quantize import layer_roles
 
     onnx_dir = ade_run / "seed-7" / "onnx"
     assert exported == [onnx_dir / "model.onnx", onnx_dir / "model.int8.onnx"]
     report = json.loads((onnx_dir / "export.json").read_text())
     assert report["max_abs_diff"]["fp32"] <= 1e-4
-    assert report["int8"]["method"] == "mixed"  # the default: q/k/v and up-projections dynamic
-    dynamic = _dynamic_tolerant_matmuls(onnx.load(str(onnx_dir / "model.onnx")))
-    kinds = {name.split("/")[-2] for name in dynamic}  # .../attention/self/query/MatMul -> query
-    assert kinds == {"query", "key", "value", "dense"}
-    assert all("intermediate" in name for name in dynamic if name.endswith("dense/MatMul"))
-    assert not any(
-        "output" in name for name in dynamic
-    )  # attention output and down-projection stay blockwise
+    int8 = report["int8"]
+    assert int8["method"] == "smooth" and int8["alpha"] == 0.5  # the default
+    # calibrated on the run's own training file; two layers, each smoothing its q/k/v input and up input
+    assert int8["calibration"].endswith("train.csv") and int8["smoothed_tensors"] == 4
+    roles = layer_roles(onnx.load(str(onnx_dir / "model.onnx")))  # found by structure, named here to check
+    kind = {
+        name.split("layer.1/")[1].removesuffix("/MatMul"): role
+        for name, role in roles.items()
+        if "layer.1/" in name
+    }
+    assert kind == {
+        "attention/self/query": "normed",
+        "attention/self/key": "normed",
+        "attention/self/value": "normed",
+        "intermediate/dense": "normed",  # the feed-forward up-projection
+        "attention/output/dense": "square",
+        "output/dense": "narrowing",  # the feed-forward down-projection
+    }
+    assert len(roles) == 12  # two layers
     ops = [node.op_type for node in onnx.load(str(onnx_dir / "model.int8.onnx")).graph.node]
     assert "MatMulNBits" in ops and "DynamicQuantizeLinear" in ops
     assert not list(onnx_dir.glob("*.tmp"))
@@ -86,7 +97,7 @@ def test_missing_export_and_unknown_backend_are_clear_errors(ade_run: Path, tmp_
         load_classifier(copy, backend="tensorrt")
 
 
-@pytest.mark.parametrize("method", ["blockwise", "dynamic"])
+@pytest.mark.parametrize("method", ["blockwise", "dynamic", "mixed"])
 def test_each_int8_method_exports_a_checked_model(
     ade_run: Path, exported: list[Path], tmp_path: Path, method
 ):
@@ -103,7 +114,9 @@ def test_each_int8_method_exports_a_checked_model(
     report = json.loads((onnx_dir / "export.json").read_text())
     assert report["int8"]["method"] == method and report["max_abs_diff"]["int8"] <= 0.1
     ops = {node.op_type for node in onnx.load(str(onnx_dir / "model.int8.onnx")).graph.node}
-    assert ("MatMulNBits" in ops) == (method == "blockwise")
+    assert ("MatMulNBits" in ops) == (method != "dynamic")
+    assert ("DynamicQuantizeLinear" in ops) == (method != "blockwise")
+    assert "calibration" not in report["int8"]  # only smoothing calibrates
     fp32 = OnnxAdeClassifier.from_run(copy, quantized=False, threads=1).predict(TEXTS)
     int8 = OnnxAdeClassifier.from_run(copy, threads=1).predict(TEXTS)
     np.testing.assert_allclose(int8.p_ade, fp32.p_ade, atol=0.1)
@@ -134,6 +147,11 @@ def test_tagger_onnx_export_gives_the_torch_tags(tiny_bert: Path, tmp_path: Path
     run = train(config.model_copy(update={"training": training}), quiet=True)
     paths = export_onnx(run, quantize=True)
     assert [p.name for p in paths] == ["model.onnx", "model.int8.onnx"]
+    int8 = json.loads((paths[0].parent / "export.json").read_text())["int8"]
+    assert (
+        int8["method"] == "smooth"
+        and int8["calibration"] == f"{len(POSTS) * 3} posts from {tmp_path / 'train.csv'}"
+    )
     posts = [tokens for tokens, _ in POSTS] + [("I lost my job after the overdose " * 12).split()]
     expected = SpanTagger.from_run(run).tag(posts)
     assert onnx_span_tagger(run, quantized=False, threads=1).tag(posts) == expected
@@ -162,3 +180,44 @@ def test_predict_backend_onnx_for_a_tagger_and_a_tagger_ensemble(tiny_bert: Path
             main(["predict", str(target), str(train_csv), "-o", str(out), "--backend", backend, "-q"])
             outputs[backend] = out.read_text()
         assert outputs["onnx"] == outputs["torch"]  # fp32 ONNX: the same tags, row for row
+
+
+def test_int8_calibration_source_is_chosen_and_reported(
+    ade_run: Path, exported: list[Path], tmp_path: Path, capsys
+):
+    import shutil
+
+    import yaml
+
+    from medsift.cli import main
+
+    copy = Path(shutil.copytree(ade_run, tmp_path / "run"))
+    report_path = copy / "seed-7" / "onnx" / "export.json"
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
+    main(["export", str(copy), "--quantize", "--calibration", str(posts), "-q"])
+    assert json.loads(report_path.read_text())["int8"]["calibration"] == f"{len(TEXTS)} posts from {posts}"
+
+    before = report_path.read_text()
+    with pytest.raises(SystemExit) as missing:
+        main(["export", str(copy), "--quantize", "--calibration", str(tmp_path / "nope.csv")])
+    assert missing.value.code == 2
+    assert f"{tmp_path / 'nope.csv'}: calibration file not found" in capsys.readouterr().err
+    assert report_path.read_text() == before  # refused before anything was rewritten
+
+    # the training files moved away (exported on another machine): the built-in probes still calibrate
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["data"]["train"] = [str(tmp_path / "elsewhere" / "train.csv")]
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    main(["export", str(copy), "--quantize", "-q"])
+    report = json.loads(report_path.read_text())
+    assert report["int8"]["calibration"].endswith("posts from built-in probe posts")
+    fp32 = _onnx_classifier(copy, quantized=False).predict(TEXTS)
+    int8 = _onnx_classifier(copy, quantized=True).predict(TEXTS)
+    np.testing.assert_allclose(int8.p_ade, fp32.p_ade, atol=0.1)
+
+
+def _onnx_classifier(run: Path, *, quantized: bool):
+    from medsift.engine.onnx import OnnxAdeClassifier
+
+    return OnnxAdeClassifier.from_run(run, quantized=quantized, threads=1)

@@ -21,11 +21,19 @@ def register(app: typer.Typer) -> None:
         int8: Annotated[
             str,
             typer.Option(
-                help="With --quantize: 'mixed' (default: q/k/v and feed-forward up-projections dynamic, the "
-                "rest blockwise; near dynamic's speed, within ~0.005 of fp32), 'dynamic' (fastest; probabilities move by a few hundredths) or "
-                "'blockwise' (int8 weights in blocks of 128 channels: within ~0.002 of fp32, less speed-up)."
+                help="With --quantize: 'smooth' (default: inputs of the LayerNorm-reading layers smoothed per "
+                "channel, then dynamic int8 there and in the attention output, blockwise int8 in the narrowing "
+                "layers), 'mixed' (the same without smoothing; attention output blockwise), 'dynamic' (fastest, "
+                "least exact) or 'blockwise' (int8 weights in blocks of 128 channels: most exact, least speed-up)."
             ),
-        ] = "mixed",
+        ] = "smooth",
+        calibration: Annotated[
+            Path | None,
+            typer.Option(
+                help="Posts that measure activation ranges for --int8 smooth (an ADE posts file or a Task 7 "
+                "token file, any format predict reads). Default: the run's training files, else built-in probes."
+            ),
+        ] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Export every seed of a run to ONNX (RUN_DIR/seed-N/onnx/), refusing if it disagrees with torch."""
@@ -33,5 +41,7 @@ def register(app: typer.Typer) -> None:
 
         if quiet:
             silence_libraries()
-        for path in export_onnx(run_dir, quantize=int8 if quantize else False, quiet=quiet):
+        for path in export_onnx(
+            run_dir, quantize=int8 if quantize else False, quiet=quiet, calibration=calibration
+        ):
             typer.echo(str(path))

@@ -1,7 +1,7 @@
 """ONNX export of a run's seed models and ONNX Runtime inference with the torch path's encoding and batching.
 
-``export_onnx`` writes ``RUN_DIR/seed-<N>/onnx/model.onnx`` (and ``model.int8.onnx`` with dynamic int8
-quantisation of the linear layers) with dynamic batch and sequence axes, then scores a few probe posts with
+``export_onnx`` writes ``RUN_DIR/seed-<N>/onnx/model.onnx`` (and ``model.int8.onnx`` with int8 linear layers,
+:mod:`medsift.engine.quantize`) with dynamic batch and sequence axes, then scores a few probe posts with
 both torch and ONNX Runtime and refuses the export when the probabilities differ by more than a tolerance:
 an exported model that silently disagrees with the trained one is worse than none.
 """
@@ -20,6 +20,7 @@ from medsift.ade.encode import EncodedPosts, encode_posts
 from medsift.ade.inference import score_batches
 from medsift.ade.predict import AdeClassifier
 from medsift.engine.batching import CPU_BATCH_TOKENS, MAX_BATCH, available_cores, pad_batch
+from medsift.engine.quantize import CALIBRATION_POSTS, int8_method, quantize_model
 from medsift.errors import MedsiftError
 from medsift.io.atomic import atomic_write_text
 from medsift.runs import RunManifest
@@ -79,137 +80,6 @@ def _export_graph(model: Any, example: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def cpu_has_vnni(cpuinfo: str | None = None) -> bool:
-    """Whether this x86 CPU multiplies u8 x s8 without 16-bit saturation (AVX512-VNNI, AVX-VNNI or AMX)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    flags = next(
-        (line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), []
-    )
-    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
-
-
-INT8_METHODS = ("mixed", "dynamic", "blockwise")
-
-
-def _quantize(src: Path, dst: Path, method: str = "mixed") -> dict[str, Any]:
-    """int8 weights for the linear layers of ``src`` written to ``dst``; returns the choices made.
-
-    - ``dynamic``: ONNX Runtime's dynamic quantisation (per-channel int8 weights; each activation tensor
-      quantised with one scale as it flows). The fastest on CPU, but one scale per tensor blurs the small
-      activations next to the large ones, so probabilities move (mean |dp| 0.03 on e5-small).
-    - ``blockwise``: int8 weights in blocks of 128 input channels (``MatMulNBits``; activations quantised
-      per block too): within about 0.002 of fp32, at a smaller speed-up.
-    - ``mixed`` (default): dynamic for the linear layers that read a LayerNorm-scaled tensor (the
-      attention's query/key/value projections and the feed-forward up-projection), blockwise for the rest
-      (attention output and the feed-forward down-projection, whose inputs, after softmax-weighted sums
-      and GELU, carry the outlier channels that a single per-tensor scale blurs). On e5-small it keeps
-      most of dynamic's speed with probabilities within ~0.005 of fp32 (docs/benchmarks.md). The layers
-      are found by structure (three or more weight matrices reading one tensor; a weight that widens its
-      input), not by name, so the rule holds for BERT, XLM-R and DeBERTa graphs alike.
-    """
-    if method not in INT8_METHODS:
-        raise MedsiftError(f"unknown int8 method '{method}'; choose one of {', '.join(INT8_METHODS)}")
-    import onnx
-
-    model = onnx.load(str(src))
-    tmp = dst.with_name(dst.name + ".tmp")
-    options: dict[str, Any] = {"method": method}
-    shared = _dynamic_tolerant_matmuls(model) if method == "mixed" else []
-    if method in ("mixed", "blockwise"):
-        model = _blockwise(model, exclude=shared)
-        options.update(bits=8, block_size=BLOCK, accuracy_level=4, symmetric=True)
-    if method == "blockwise":
-        onnx.save(model, str(tmp))
-    else:
-        options |= _dynamic(model, tmp, nodes=shared or None)
-    os.replace(tmp, dst)
-    return options
-
-
-BLOCK = 128
-
-
-def _dynamic_tolerant_matmuls(model: Any) -> list[str]:
-    """Weight MatMuls fed by normalised activations: q/k/v projections and feed-forward up-projections.
-
-    q/k/v: three or more weight MatMuls reading one tensor. Up-projections: a weight with more output
-    than input channels. Both read a LayerNorm output, whose channels share one scale well.
-    """
-    from collections import defaultdict
-
-    weights = {init.name: tuple(init.dims) for init in model.graph.initializer}
-    readers: dict[str, list[str]] = defaultdict(list)
-    widening: list[str] = []
-    for node in model.graph.node:
-        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in weights:
-            readers[node.input[0]].append(node.name)
-            shape = weights[node.input[1]]
-            if len(shape) == 2 and shape[1] > shape[0]:
-                widening.append(node.name)
-    shared = [name for names in readers.values() if len(names) >= 3 for name in names]
-    return shared + [name for name in widening if name not in shared]
-
-
-def _blockwise(model: Any, exclude: list[str]) -> Any:
-    from onnxruntime.quantization.matmul_nbits_quantizer import (
-        DefaultWeightOnlyQuantConfig,
-        MatMulNBitsQuantizer,
-    )
-
-    # accuracy_level 4: int8 arithmetic on the quantised blocks (the fast path on x86 and Arm)
-    config = DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True, accuracy_level=4, bits=8)
-    quantizer = MatMulNBitsQuantizer(
-        model,
-        bits=8,
-        block_size=BLOCK,
-        is_symmetric=True,
-        accuracy_level=4,
-        nodes_to_exclude=exclude,
-        algo_config=config,
-    )
-    quantizer.process()
-    return quantizer.model.model
-
-
-def _dynamic(model: Any, dst: Path, nodes: list[str] | None) -> dict[str, Any]:
-    import platform
-
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # Only MatMul/Gemm: quantised embeddings and attention ops cost accuracy for little speed on CPU.
-    # x86 CPUs without VNNI multiply u8 x s8 pairs into 16 bits, which saturates: 7-bit weights
-    # (reduce_range) avoid it there (it moved some MiniLM tagger probabilities by 0.24 otherwise), and cost
-    # speed and precision on CPUs that have VNNI.
-    x86 = platform.machine().lower() in {"x86_64", "amd64", "i686", "x86"}
-    options = {"per_channel": True, "reduce_range": x86 and not cpu_has_vnni()}
-    quantize_dynamic(
-        model,
-        str(dst),
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul", "Gemm"],
-        nodes_to_quantize=nodes,
-        # MatMulNBits nodes come from a contrib domain that shape inference cannot type
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        **options,
-    )
-    return options
-
-
-def _int8_method(quantize: bool | str) -> str | None:
-    """``quantize`` as given to the exporters: False (none), True (``mixed``) or a method name."""
-    if quantize is False or quantize is None:
-        return None
-    method = "mixed" if quantize is True else str(quantize)
-    if method not in INT8_METHODS:
-        raise MedsiftError(f"unknown int8 method '{method}'; choose one of {', '.join(INT8_METHODS)}")
-    return method
-
-
 def session(path: Path, *, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session with all graph optimisations and ``threads`` intra-op threads.
 
@@ -265,6 +135,61 @@ def onnx_positive_probabilities(
     )
 
 
+def spread(items: list[Any], n: int = CALIBRATION_POSTS) -> list[Any]:
+    """``n`` items evenly spaced over ``items`` (all of them when fewer): files grouped by language or source
+    still give every group its share."""
+    if len(items) <= n:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
+def calibration_files(config: Any, calibration: str | Path | None) -> list[Path]:
+    """The posts int8 calibration reads: ``calibration`` when given (it must exist), else the run's training
+    files that are still where the config says (none: the built-in probe posts are used)."""
+    if calibration is not None:
+        path = Path(calibration)
+        if not path.is_file():
+            raise MedsiftError("calibration file not found", file=path)
+        return [path]
+    return [Path(f) for f in config.data.train if Path(f).is_file()]
+
+
+def _calibration_feeds(config: Any, tokenizer: Any, calibration: str | Path | None) -> tuple[list, str]:
+    """Batches of model inputs for int8 calibration, and where their posts came from."""
+    from medsift.io import read_ade_any
+    from medsift.preprocess import normalize_text
+
+    files = calibration_files(config, calibration)
+    texts = [t for f in files for t in read_ade_any(f)["text"].tolist()] or PROBES
+    source = ", ".join(map(str, files)) or "built-in probe posts"
+    texts = spread(texts)
+    if config.data.normalize:
+        texts = [normalize_text(t) for t in texts]
+    m = config.model
+    encoded = encode_posts(
+        tokenizer,
+        texts,
+        max_length=m.max_length,
+        policy=m.long_posts,
+        head_fraction=m.head_fraction,
+        stride=m.window_stride,
+    )
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return input_batches(
+        [f["input_ids"] for f in encoded.features], pad_id
+    ), f"{len(texts)} posts from {source}"
+
+
+def input_batches(sequences: list[list[int]], pad_id: int, size: int = 16) -> list[dict[str, np.ndarray]]:
+    """Padded ``input_ids`` / ``attention_mask`` batches of ``size`` sequences, similar lengths together."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    batches = []
+    for start in range(0, len(order), size):
+        ids, mask = pad_batch([sequences[i] for i in order[start : start + size]], pad_id)
+        batches.append({"input_ids": ids, "attention_mask": mask})
+    return batches
+
+
 def _verify(model: Any, tokenizer: Any, max_length: int, path: Path, tolerance: float) -> float:
     from medsift.ade.inference import positive_probabilities
 
@@ -281,10 +206,18 @@ def _verify(model: Any, tokenizer: Any, max_length: int, path: Path, tolerance: 
     return diff
 
 
-def export_onnx(run_dir: str | Path, *, quantize: bool | str = False, quiet: bool = False) -> list[Path]:
+def export_onnx(
+    run_dir: str | Path,
+    *,
+    quantize: bool | str = False,
+    quiet: bool = False,
+    calibration: str | Path | None = None,
+) -> list[Path]:
     """Export every seed of an ADE (or impact tagger) run to ``seed-<N>/onnx/``; returns the model paths.
 
-    A progress bar counts the seeds (``quiet`` switches it off)."""
+    ``quantize``: False, True (the default int8 method) or a method name (:mod:`medsift.engine.quantize`).
+    ``calibration``: posts for the ``smooth`` method's activation ranges (default: the run's training
+    files, else built-in probes). A progress bar counts the seeds (``quiet`` switches it off)."""
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -292,11 +225,13 @@ def export_onnx(run_dir: str | Path, *, quantize: bool | str = False, quiet: boo
     from medsift.config import parse_config, read_yaml
 
     run_dir = Path(run_dir)
+    if calibration is not None and not Path(calibration).is_file():
+        raise MedsiftError("calibration file not found", file=calibration)
     if RunManifest.load(run_dir).kind == "impacts-tagger":
         from medsift.engine.onnx_tagger import export_tagger_onnx
 
-        return export_tagger_onnx(run_dir, quantize=quantize, quiet=quiet)
-    method = _int8_method(quantize)
+        return export_tagger_onnx(run_dir, quantize=quantize, quiet=quiet, calibration=calibration)
+    method = int8_method(quantize)
     seed_dirs = _seed_dirs(run_dir)
     config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
     max_length = config.model.max_length
@@ -316,7 +251,12 @@ def export_onnx(run_dir: str | Path, *, quantize: bool | str = False, quiet: boo
         report["max_abs_diff"]["fp32"] = _verify(model, tokenizer, max_length, out / FP32, FP32_TOLERANCE)
         written.append(out / FP32)
         if method is not None:
-            report["int8"] = _quantize(out / FP32, out / INT8, method)
+            feeds, source = (
+                _calibration_feeds(config, tokenizer, calibration) if method == "smooth" else (None, "")
+            )
+            report["int8"] = quantize_model(out / FP32, out / INT8, method, calibration=feeds)
+            if feeds is not None:
+                report["int8"]["calibration"] = source
             report["max_abs_diff"]["int8"] = _verify(model, tokenizer, max_length, out / INT8, INT8_TOLERANCE)
             written.append(out / INT8)
         else:

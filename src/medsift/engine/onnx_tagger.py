@@ -18,11 +18,13 @@ from medsift.engine.onnx import (
     INT8,
     INT8_TOLERANCE,
     _export_graph,
-    _int8_method,
-    _quantize,
+    calibration_files,
+    input_batches,
     session,
+    spread,
     worker_sessions,
 )
+from medsift.engine.quantize import int8_method, quantize_model
 from medsift.errors import MedsiftError
 from medsift.io.atomic import atomic_write_text
 from medsift.runs import RunManifest
@@ -81,8 +83,30 @@ def _max_diff(model: Any, tokenizer: Any, path: Path) -> float:
     return float((ref - got).abs()[mask].max())
 
 
+def _calibration_feeds(
+    run_dir: Path, tokenizer: Any, meta: dict[str, Any], calibration: str | Path | None
+) -> tuple[list, str]:
+    """Batches of tagger windows for int8 calibration, and where their posts came from."""
+    from medsift.config import parse_config, read_yaml
+    from medsift.impacts.model import encode_windows
+    from medsift.io import read_impacts
+
+    config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
+    files = calibration_files(config, calibration)
+    posts = [list(t) for f in files for t in read_impacts(f)["tokens"]] or [list(p) for p in PROBE_POSTS]
+    source = ", ".join(map(str, files)) or "built-in probe posts"
+    posts = spread(posts)
+    windows, _ = encode_windows(tokenizer, posts, meta["max_length"], meta["stride"])
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return input_batches([w.input_ids for w in windows], pad_id), f"{len(posts)} posts from {source}"
+
+
 def export_tagger_onnx(
-    run_dir: str | Path, *, quantize: bool | str = False, quiet: bool = False
+    run_dir: str | Path,
+    *,
+    quantize: bool | str = False,
+    quiet: bool = False,
+    calibration: str | Path | None = None,
 ) -> list[Path]:
     """Export every finished seed of a tagger run; refuse when its scores disagree with torch."""
     from tqdm.auto import tqdm
@@ -90,7 +114,7 @@ def export_tagger_onnx(
     from medsift.impacts.model import load_tagger
 
     run_dir = Path(run_dir)
-    method = _int8_method(quantize)
+    method = int8_method(quantize)
     written: list[Path] = []
     for seed_dir in tqdm(_tagger_seed_dirs(run_dir), desc="ONNX export", unit="seed", disable=quiet):
         model, tokenizer, meta = load_tagger(seed_dir / "model")
@@ -102,7 +126,14 @@ def export_tagger_onnx(
         report: dict[str, Any] = {"opset": 18, "max_abs_diff": {}}
         targets = [(FP32, FP32_TOLERANCE)]
         if method is not None:
-            report["int8"] = _quantize(out / FP32, out / INT8, method)
+            feeds, source = (
+                _calibration_feeds(run_dir, tokenizer, meta, calibration)
+                if method == "smooth"
+                else (None, "")
+            )
+            report["int8"] = quantize_model(out / FP32, out / INT8, method, calibration=feeds)
+            if feeds is not None:
+                report["int8"]["calibration"] = source
             targets.append((INT8, INT8_TOLERANCE))
         else:
             (out / INT8).unlink(missing_ok=True)

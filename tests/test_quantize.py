@@ -1,0 +1,109 @@
+"""int8 methods on a graph small enough to reason about: smoothing keeps fp32 exact and tames outliers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medsift.errors import MedsiftError
+
+H = 32
+
+
+def _outlier_block(path: Path, seed: int = 0) -> Path:
+    """x -> LayerNorm (channel 0 scaled 40x: the outlier) -> q/k/v projections + residual -> y.
+
+    Three weight MatMuls read one LayerNorm output, as in an encoder's attention."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    gamma = np.ones(H, np.float32)
+    gamma[0] = 40.0
+    inits = [
+        numpy_helper.from_array(gamma, "gamma"),
+        numpy_helper.from_array(np.zeros(H, np.float32), "beta"),
+    ]
+    nodes = [helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["h"], axis=-1, name="ln")]
+    outputs = []
+    for name in ("q", "k", "v"):
+        inits.append(
+            numpy_helper.from_array((rng.normal(size=(H, H)) / np.sqrt(H)).astype(np.float32), f"W{name}")
+        )
+        nodes.append(helper.make_node("MatMul", ["h", f"W{name}"], [name], name=f"{name}/MatMul"))
+        outputs.append(name)
+    nodes += [
+        helper.make_node("Add", ["q", "k"], ["qk"], name="add1"),
+        helper.make_node("Add", ["qk", "v"], ["qkv"], name="add2"),
+        helper.make_node("Add", ["qkv", "h"], ["y"], name="residual"),  # the LayerNorm output is read twice
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "block",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, H])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, H])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, str(path))
+    return path
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["y"], {"x": x})[0]
+
+
+def test_smoothing_changes_nothing_in_exact_arithmetic(tmp_path: Path):
+    import onnx
+
+    from medsift.engine.quantize import _activation_ranges, _smooth, layer_roles
+
+    src = _outlier_block(tmp_path / "block.onnx")
+    x = np.random.default_rng(1).normal(size=(64, H)).astype(np.float32)
+    model = onnx.load(str(src))
+    assert set(layer_roles(model).values()) == {"normed"}
+    ranges, tokens = _activation_ranges(model, [{"x": x}], ["h"])
+    assert tokens == 64 and ranges["h"][0] > 10 * np.median(ranges["h"])  # the outlier channel
+    assert _smooth(model, ranges, alpha=0.5) == 1
+    onnx.save(model, str(tmp_path / "smoothed.onnx"))
+    np.testing.assert_allclose(_run(tmp_path / "smoothed.onnx", x), _run(src, x), rtol=1e-4, atol=1e-4)
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("Mul") == 1  # one division for the three projections
+    smoothed_ranges, _ = _activation_ranges(model, [{"x": x}], ["h/smoothed"])
+    spread = lambda r: r.max() / np.median(r)  # noqa: E731
+    assert spread(smoothed_ranges["h/smoothed"]) < spread(ranges["h"]) / 3
+
+
+def test_smooth_int8_is_closer_to_fp32_than_plain_dynamic(tmp_path: Path):
+    from medsift.engine.quantize import quantize_model
+
+    src = _outlier_block(tmp_path / "block.onnx")
+    rng = np.random.default_rng(2)
+    calibration = [{"x": rng.normal(size=(128, H)).astype(np.float32)}]
+    held_out = rng.normal(size=(256, H)).astype(np.float32)
+    exact = _run(src, held_out)
+    errors = {}
+    for method in ("smooth", "dynamic"):
+        dst = tmp_path / f"{method}.onnx"
+        report = quantize_model(src, dst, method, calibration=calibration if method == "smooth" else None)
+        assert report["method"] == method
+        errors[method] = float(np.abs(_run(dst, held_out) - exact).mean())
+    assert errors["smooth"] < errors["dynamic"] / 2
+
+
+def test_smooth_needs_calibration_and_methods_are_checked(tmp_path: Path):
+    from medsift.engine.quantize import int8_method, quantize_model
+
+    src = _outlier_block(tmp_path / "block.onnx")
+    with pytest.raises(MedsiftError, match="calibration"):
+        quantize_model(src, tmp_path / "out.onnx", "smooth")
+    with pytest.raises(MedsiftError, match="no tokens"):
+        quantize_model(src, tmp_path / "out.onnx", "smooth", calibration=[])
+    assert not (tmp_path / "out.onnx").exists()
+    assert int8_method(True) == "smooth" and int8_method(False) is None and int8_method("mixed") == "mixed"
+    with pytest.raises(MedsiftError, match="unknown int8 method 'int4'"):
+        int8_method("int4")
