@@ -76,8 +76,9 @@ def main() -> None:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
     torch.set_num_threads(args.threads)
     from medsift.config import parse_config, read_yaml
-    from medsift.engine.onnx import FP32, _quantize, export_onnx, worker_sessions
+    from medsift.engine.onnx import FP32, export_onnx, worker_sessions
     from medsift.engine.onnx_tagger import OnnxTokenModel, onnx_span_tagger
+    from medsift.engine.quantize import DEFAULT_INT8, INT8_METHODS, quantize_model
     from medsift.impacts.predict import SpanTagger, score_tags
     from medsift.impacts.train import load_data
     from medsift.runs import RunManifest
@@ -86,13 +87,13 @@ def main() -> None:
     words = sum(len(p) for p in posts)
     seed = RunManifest.load(args.run).seeds[0]
     pipe, best = pipeline_at_best_batch(args.run / f"seed-{seed}" / "model", posts, args.batch_sizes)
-    export_onnx(args.run, quantize=True, quiet=True)  # fp32 and the default int8 method (mixed)
+    export_onnx(args.run, quantize=True, quiet=True)  # fp32, and int8 by the default method
     onnx_dir = args.run / f"seed-{seed}" / "onnx"
 
     def int8_variant(method: str):
         # the other int8 methods, beside the default: same run, the encoder file swapped
         path = onnx_dir / f"model.int8-{method}.onnx"
-        _quantize(onnx_dir / FP32, path, method)
+        quantize_model(onnx_dir / FP32, path, method)  # the other methods do not calibrate
         tagger = onnx_span_tagger(args.run, quantized=False, threads=args.threads)
         tagger.members = [
             (OnnxTokenModel(worker_sessions(path, args.threads)[0], model._decode, model.workers), tok, meta)
@@ -104,11 +105,14 @@ def main() -> None:
         f"transformers.pipeline (batch {best})": pipe,
         "medsift torch": SpanTagger.from_run(args.run).tag,
         "medsift onnx fp32": onnx_span_tagger(args.run, quantized=False, threads=args.threads).tag,
-        "medsift onnx int8 (mixed, default)": onnx_span_tagger(
+        f"medsift onnx int8 ({DEFAULT_INT8}, default)": onnx_span_tagger(
             args.run, quantized=True, threads=args.threads
         ).tag,
-        "medsift onnx int8 (dynamic)": int8_variant("dynamic"),
-        "medsift onnx int8 (blockwise)": int8_variant("blockwise"),
+    }
+    engines |= {
+        f"medsift onnx int8 ({method})": int8_variant(method)
+        for method in INT8_METHODS
+        if method != DEFAULT_INT8
     }
     for engine in engines.values():
         engine(posts[:32])  # warm-up: lazy initialisation is not throughput

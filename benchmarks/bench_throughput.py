@@ -2,7 +2,7 @@
 
 Compares, in one process and on the same posts and threads: ``transformers.pipeline("text-classification")``
 at its best batch size, medsift's torch backend (length-sorted token-budget batches, inference mode, SDPA),
-and the ONNX Runtime backend in fp32 and dynamic int8. Only the run's first seed is used everywhere, so every
+and the ONNX Runtime backend in fp32 and each int8 method. Only the run's first seed is used everywhere, so every
 contender runs the same single model. The posts are sampled from the Task 1 files minus the rows the run was
 trained, validated or calibrated on (``--exclude``, the pool file bench_ade.py writes), so the positive-class
 F1 against the gold labels is held-out. Writes a section into docs/benchmarks.md with the machine.
@@ -108,7 +108,8 @@ def main() -> None:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
 
     from medsift.ade import AdeClassifier
-    from medsift.engine.onnx import FP32, INT8, OnnxAdeClassifier, _quantize, export_onnx, worker_sessions
+    from medsift.engine.onnx import FP32, INT8, OnnxAdeClassifier, export_onnx, worker_sessions
+    from medsift.engine.quantize import DEFAULT_INT8, INT8_METHODS, quantize_model
     from medsift.runs import RunManifest
 
     torch.set_num_threads(args.threads)
@@ -122,13 +123,12 @@ def main() -> None:
     onnx_dir = args.run / f"seed-{seed}" / "onnx"
     report = onnx_dir / "export.json"
     method = json.loads(report.read_text()).get("int8", {}).get("method") if report.exists() else None
-    if not (onnx_dir / INT8).exists() or method != "mixed":
-        export_onnx(args.run, quantize=True, quiet=True)  # the default int8 method (mixed)
-    variants = {}  # the other int8 methods, beside the default
-    for other in ("dynamic", "blockwise"):
+    if not (onnx_dir / INT8).exists() or method != DEFAULT_INT8:
+        export_onnx(args.run, quantize=True, quiet=True)  # fp32, and int8 by the default method
+    variants = {}  # the other int8 methods, beside the default (none of them calibrates)
+    for other in (m for m in INT8_METHODS if m != DEFAULT_INT8):
         variants[other] = onnx_dir / f"model.int8-{other}.onnx"
-        if not variants[other].exists():
-            _quantize(onnx_dir / FP32, variants[other], other)
+        quantize_model(onnx_dir / FP32, variants[other], other)
 
     torch_clf = first_seed_only(AdeClassifier.from_run(args.run, device="cpu"), "models")
     max_length = torch_clf.config.model.max_length
@@ -136,7 +136,10 @@ def main() -> None:
         name: first_seed_only(
             OnnxAdeClassifier.from_run(args.run, quantized=quantized, threads=args.threads), "sessions"
         )
-        for name, quantized in (("medsift onnx fp32", False), ("medsift onnx int8 (mixed, default)", True))
+        for name, quantized in (
+            ("medsift onnx fp32", False),
+            (f"medsift onnx int8 ({DEFAULT_INT8}, default)", True),
+        )
     }
     for other, path in variants.items():
         clf = first_seed_only(
@@ -197,7 +200,9 @@ def main() -> None:
         "probabilities near the middle), so small numeric drifts change labels there. The int8 methods "
         "(`medsift export --quantize --int8 ...`, docs/deployment.md) trade speed against that drift: "
         "`dynamic` gives one scale to every activation tensor, `blockwise` keeps fp32-like probabilities, "
-        "and the default `mixed` quantises dynamically only the layers that read a LayerNorm output.",
+        "`mixed` quantises dynamically only the layers that read a LayerNorm output, and the default `smooth` "
+        "first smooths those layers' outlier channels (calibrated on the run's training posts), then "
+        "quantises them and the attention output dynamically.",
     ]
     lines += [
         "",
