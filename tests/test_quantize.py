@@ -107,3 +107,61 @@ def test_smooth_needs_calibration_and_methods_are_checked(tmp_path: Path):
     assert int8_method(True) == "smooth" and int8_method(False) is None and int8_method("mixed") == "mixed"
     with pytest.raises(MedsiftError, match="unknown int8 method 'int4'"):
         int8_method("int4")
+
+
+TINY = dict(
+    vocab_size=120,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=128,
+    max_position_embeddings=64,
+)
+ARCHITECTURES = {
+    "bert": ({}, 4),
+    "xlm-roberta": ({"pad_token_id": 1}, 4),
+    # shared attention keys: q/k weights also project the relative positions, so only the up-projections
+    # are smoothed
+    "deberta-v2": (
+        {
+            "relative_attention": True,
+            "position_buckets": 16,
+            "pos_att_type": ["p2c", "c2p"],
+            "share_att_key": True,
+            "max_relative_positions": 32,
+            "type_vocab_size": 0,
+        },
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_the_layer_rule_carries_to_the_encoders_the_papers_use(architecture: str, tmp_path: Path):
+    import onnx
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from medsift.engine.onnx import _export_graph, session
+    from medsift.engine.quantize import layer_roles, quantize_model
+
+    extra, smoothed = ARCHITECTURES[architecture]
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(architecture, **TINY, **extra)
+    model = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager").eval()
+    ids = torch.randint(3, 120, (2, 12))
+    _export_graph(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, tmp_path / "fp32.onnx")
+    roles = sorted(layer_roles(onnx.load(str(tmp_path / "fp32.onnx"))).values())
+    # per layer: q, k, v and the up-projection read a LayerNorm output; attention output; down-projection
+    assert roles == ["narrowing"] * 2 + ["normed"] * 8 + ["square"] * 2
+    rng = np.random.default_rng(0)
+    mask = np.ones((4, 16), np.int64)
+    calibration = [{"input_ids": rng.integers(3, 120, (4, 16)), "attention_mask": mask}]
+    report = quantize_model(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", "smooth", calibration=calibration)
+    assert report["smoothed_tensors"] == smoothed and report["calibration_tokens"] == 64
+    feed = {"input_ids": rng.integers(3, 120, (8, 20)), "attention_mask": np.ones((8, 20), np.int64)}
+    exact, int8 = (
+        session(tmp_path / f, threads=1).run(["logits"], feed)[0] for f in ("fp32.onnx", "int8.onnx")
+    )
+    softmax = lambda z: np.exp(z) / np.exp(z).sum(-1, keepdims=True)  # noqa: E731
+    assert np.abs(softmax(exact) - softmax(int8)).max() < 0.02
