@@ -204,6 +204,11 @@ def test_int8_calibration_source_is_chosen_and_reported(
     assert missing.value.code == 2
     assert f"{tmp_path / 'nope.csv'}: calibration file not found" in capsys.readouterr().err
     assert report_path.read_text() == before  # refused before anything was rewritten
+    for flags in ([], ["--quantize", "--int8", "dynamic"]):  # nothing would read it: say so, do not ignore it
+        with pytest.raises(SystemExit):
+            main(["export", str(copy), *flags, "--calibration", str(posts)])
+        assert "'smooth' only" in capsys.readouterr().err
+    assert report_path.read_text() == before
 
     # the training files moved away (exported on another machine): the built-in probes still calibrate
     config = yaml.safe_load((copy / "config.yaml").read_text())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,28 +144,40 @@ def spread(items: list[Any], n: int = CALIBRATION_POSTS) -> list[Any]:
     return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
 
 
-def calibration_files(config: Any, calibration: str | Path | None) -> list[Path]:
-    """The posts int8 calibration reads: ``calibration`` when given (it must exist), else the run's training
-    files that are still where the config says (none: the built-in probe posts are used)."""
+def calibration_posts(
+    config: Any, calibration: str | Path | None, read: Callable[[Path], list[Any]], probes: list[Any]
+) -> tuple[list[Any], str]:
+    """The posts int8 calibration reads, spread over their files (:func:`spread`), and where they came from.
+
+    ``calibration`` when given (it must exist), else the run's training files that are still where its
+    config says, else ``probes``. ``read`` turns one file into its posts."""
     if calibration is not None:
-        path = Path(calibration)
-        if not path.is_file():
-            raise MedsiftError("calibration file not found", file=path)
-        return [path]
-    return [Path(f) for f in config.data.train if Path(f).is_file()]
+        if not Path(calibration).is_file():
+            raise MedsiftError("calibration file not found", file=calibration)
+        files = [Path(calibration)]
+    else:
+        files = [Path(f) for f in config.data.train if Path(f).is_file()]
+    posts = spread([post for f in files for post in read(f)] or list(probes))
+    return posts, f"{len(posts)} posts from {', '.join(map(str, files)) or 'built-in probe posts'}"
 
 
-def _calibration_feeds(config: Any, tokenizer: Any, calibration: str | Path | None) -> tuple[list, str]:
-    """Batches of model inputs for int8 calibration, and where their posts came from."""
+def _check_calibration(method: str | None, calibration: str | Path | None) -> None:
+    if calibration is not None and method != "smooth":
+        raise MedsiftError(
+            "--calibration is read by the int8 method 'smooth' only: add --quantize, or drop it"
+        )
+
+
+def _ade_calibration(config: Any, calibration: str | Path | None) -> tuple[list[str], str]:
     from medsift.io import read_ade_any
     from medsift.preprocess import normalize_text
 
-    files = calibration_files(config, calibration)
-    texts = [t for f in files for t in read_ade_any(f)["text"].tolist()] or PROBES
-    source = ", ".join(map(str, files)) or "built-in probe posts"
-    texts = spread(texts)
-    if config.data.normalize:
-        texts = [normalize_text(t) for t in texts]
+    texts, source = calibration_posts(config, calibration, lambda f: read_ade_any(f)["text"].tolist(), PROBES)
+    return [normalize_text(t) for t in texts] if config.data.normalize else texts, source
+
+
+def _ade_feeds(config: Any, tokenizer: Any, texts: list[str]) -> list[dict[str, np.ndarray]]:
+    """Calibration batches: the posts encoded as ``predict`` encodes them."""
     m = config.model
     encoded = encode_posts(
         tokenizer,
@@ -175,9 +188,7 @@ def _calibration_feeds(config: Any, tokenizer: Any, calibration: str | Path | No
         stride=m.window_stride,
     )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return input_batches(
-        [f["input_ids"] for f in encoded.features], pad_id
-    ), f"{len(texts)} posts from {source}"
+    return input_batches([f["input_ids"] for f in encoded.features], pad_id)
 
 
 def input_batches(sequences: list[list[int]], pad_id: int, size: int = 16) -> list[dict[str, np.ndarray]]:
@@ -225,16 +236,16 @@ def export_onnx(
     from medsift.config import parse_config, read_yaml
 
     run_dir = Path(run_dir)
-    if calibration is not None and not Path(calibration).is_file():
-        raise MedsiftError("calibration file not found", file=calibration)
     if RunManifest.load(run_dir).kind == "impacts-tagger":
         from medsift.engine.onnx_tagger import export_tagger_onnx
 
         return export_tagger_onnx(run_dir, quantize=quantize, quiet=quiet, calibration=calibration)
     method = int8_method(quantize)
+    _check_calibration(method, calibration)
     seed_dirs = _seed_dirs(run_dir)
     config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
     max_length = config.model.max_length
+    texts, source = _ade_calibration(config, calibration) if method == "smooth" else ([], "")
     written: list[Path] = []
     for seed_dir in tqdm(seed_dirs, desc="ONNX export", unit="seed", disable=quiet):
         folder = seed_dir / "model"
@@ -251,9 +262,7 @@ def export_onnx(
         report["max_abs_diff"]["fp32"] = _verify(model, tokenizer, max_length, out / FP32, FP32_TOLERANCE)
         written.append(out / FP32)
         if method is not None:
-            feeds, source = (
-                _calibration_feeds(config, tokenizer, calibration) if method == "smooth" else (None, "")
-            )
+            feeds = _ade_feeds(config, tokenizer, texts) if method == "smooth" else None
             report["int8"] = quantize_model(out / FP32, out / INT8, method, calibration=feeds)
             if feeds is not None:
                 report["int8"]["calibration"] = source

@@ -17,11 +17,11 @@ from medsift.engine.onnx import (
     FP32_TOLERANCE,
     INT8,
     INT8_TOLERANCE,
+    _check_calibration,
     _export_graph,
-    calibration_files,
+    calibration_posts,
     input_batches,
     session,
-    spread,
     worker_sessions,
 )
 from medsift.engine.quantize import int8_method, quantize_model
@@ -83,22 +83,13 @@ def _max_diff(model: Any, tokenizer: Any, path: Path) -> float:
     return float((ref - got).abs()[mask].max())
 
 
-def _calibration_feeds(
-    run_dir: Path, tokenizer: Any, meta: dict[str, Any], calibration: str | Path | None
-) -> tuple[list, str]:
-    """Batches of tagger windows for int8 calibration, and where their posts came from."""
-    from medsift.config import parse_config, read_yaml
+def _tagger_feeds(tokenizer: Any, meta: dict[str, Any], posts: list[list[str]]) -> list[dict[str, Any]]:
+    """Calibration batches: the posts cut into windows as the tagger cuts them."""
     from medsift.impacts.model import encode_windows
-    from medsift.io import read_impacts
 
-    config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
-    files = calibration_files(config, calibration)
-    posts = [list(t) for f in files for t in read_impacts(f)["tokens"]] or [list(p) for p in PROBE_POSTS]
-    source = ", ".join(map(str, files)) or "built-in probe posts"
-    posts = spread(posts)
     windows, _ = encode_windows(tokenizer, posts, meta["max_length"], meta["stride"])
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return input_batches([w.input_ids for w in windows], pad_id), f"{len(posts)} posts from {source}"
+    return input_batches([w.input_ids for w in windows], pad_id)
 
 
 def export_tagger_onnx(
@@ -115,6 +106,16 @@ def export_tagger_onnx(
 
     run_dir = Path(run_dir)
     method = int8_method(quantize)
+    _check_calibration(method, calibration)
+    posts, source = [], ""
+    if method == "smooth":
+        from medsift.config import parse_config, read_yaml
+        from medsift.io import read_impacts
+
+        config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
+        posts, source = calibration_posts(
+            config, calibration, lambda f: [list(t) for t in read_impacts(f)["tokens"]], PROBE_POSTS
+        )
     written: list[Path] = []
     for seed_dir in tqdm(_tagger_seed_dirs(run_dir), desc="ONNX export", unit="seed", disable=quiet):
         model, tokenizer, meta = load_tagger(seed_dir / "model")
@@ -126,11 +127,7 @@ def export_tagger_onnx(
         report: dict[str, Any] = {"opset": 18, "max_abs_diff": {}}
         targets = [(FP32, FP32_TOLERANCE)]
         if method is not None:
-            feeds, source = (
-                _calibration_feeds(run_dir, tokenizer, meta, calibration)
-                if method == "smooth"
-                else (None, "")
-            )
+            feeds = _tagger_feeds(tokenizer, meta, posts) if method == "smooth" else None
             report["int8"] = quantize_model(out / FP32, out / INT8, method, calibration=feeds)
             if feeds is not None:
                 report["int8"]["calibration"] = source
