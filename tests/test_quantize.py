@@ -165,3 +165,27 @@ def test_the_layer_rule_carries_to_the_encoders_the_papers_use(architecture: str
     )
     softmax = lambda z: np.exp(z) / np.exp(z).sum(-1, keepdims=True)  # noqa: E731
     assert np.abs(softmax(exact) - softmax(int8)).max() < 0.02
+
+
+def test_quantising_prints_no_library_chatter_and_leaves_logging_as_it_was(tmp_path: Path):
+    """In a fresh interpreter, as the CLI runs: ONNX Runtime's quantiser configures logging when imported."""
+    import subprocess
+    import sys
+
+    src = _outlier_block(tmp_path / "block.onnx")
+    script = f"""
+import logging
+import numpy as np
+from medsift.engine.quantize import quantize_model
+root = logging.getLogger()
+before = (list(root.handlers), root.level)
+for method in ("smooth", "blockwise"):  # both quantisers log every graph node at INFO
+    quantize_model({str(src)!r}, __import__("pathlib").Path({str(tmp_path)!r}) / (method + ".onnx"), method,
+                   calibration=[{{"x": np.ones((4, {H}), np.float32)}}])
+assert (list(root.handlers), root.level) == before, (root.handlers, root.level)
+print("done")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "done\n"
+    assert "INFO" not in done.stderr and "WARNING" not in done.stderr, done.stderr[:500]

@@ -26,10 +26,12 @@ ONNX Runtime ships dynamic and blockwise quantisation but no smoothing pass, hen
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,30 @@ def quantize_model(
 
     ``calibration`` (batches of model inputs) is needed by ``smooth`` only: it measures each smoothed
     channel's largest activation."""
+    with _library_logging_contained():
+        return _quantize_model(src, dst, method, calibration)
+
+
+@contextmanager
+def _library_logging_contained() -> Iterator[None]:
+    """Keep ONNX Runtime's quantisers from printing a line per graph node.
+
+    Importing ``matmul_nbits_quantizer`` calls ``logging.basicConfig(level=INFO)``, which gives the root
+    logger a stderr handler, and both quantisers log every node at INFO. Only errors pass meanwhile, and the
+    root logger gets back its own handlers and level afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    import onnxruntime.quantization.matmul_nbits_quantizer  # noqa: F401  (its basicConfig runs now, not later)
+
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _quantize_model(src: Path, dst: Path, method: str, calibration: Feeds | None) -> dict[str, Any]:
     import onnx
 
     method = int8_method(method) or DEFAULT_INT8
