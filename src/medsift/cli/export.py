@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 help="Posts that measure activation ranges for --int8 smooth (an ADE posts file or a Task 7 "
-                "token file, any format predict reads). Default: the run's training files, else built-in probes."
+                "token file, any format predict reads). Default: the run's training files, else built-in probes. "
+                "Only with --quantize and --int8 smooth."
             ),
         ] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
