@@ -189,3 +189,54 @@ print("done")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "done\n"
     assert "INFO" not in done.stderr and "WARNING" not in done.stderr, done.stderr[:500]
+
+
+def _lookup(path: Path, rows: int, tied: bool = False) -> Path:
+    """ids -> Gather(table) -> y; with ``tied``, the same table also feeds a MatMul (an output layer)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = np.random.default_rng(3).normal(scale=0.05, size=(rows, 200)).astype(np.float32)
+    table[7, 3] = 2.0  # one large value: only its own block's scale grows
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["y"], name="embed")]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if tied:
+        nodes.append(helper.make_node("Transpose", ["table"], ["table_t"], name="tie"))
+        outputs.append(helper.make_tensor_value_info("table_t", TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        nodes,
+        "lookup",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None, None])],
+        outputs,
+        [numpy_helper.from_array(table, "table")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
+
+
+def test_vocabulary_tables_become_int8_rows_in_blocks(tmp_path: Path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from medsift.engine.quantize import BLOCK, EMBEDDING_ROWS, quantize_model
+
+    src = _lookup(tmp_path / "lookup.onnx", EMBEDDING_ROWS)
+    report = quantize_model(src, tmp_path / "int8.onnx", "blockwise")
+    assert report["int8_embeddings"] == 1
+    assert (tmp_path / "int8.onnx").stat().st_size < src.stat().st_size / 3
+    table = numpy_helper.to_array(onnx.load(str(src)).graph.initializer[0])
+    ids = np.array([[0, 7, EMBEDDING_ROWS - 1], [7, 7, 1]], np.int64)
+    got = ort.InferenceSession(str(tmp_path / "int8.onnx"), providers=["CPUExecutionProvider"]).run(
+        ["y"], {"ids": ids}
+    )[0]
+    # error at most half a step of each row's block; the outlier's block (row 7, channels 0-127) alone is coarse
+    step = np.abs(np.pad(table, ((0, 0), (0, BLOCK * 2 - 200))).reshape(-1, 2, BLOCK)).max(axis=2) / 127
+    bound = np.repeat(step, BLOCK, axis=1)[:, :200][ids] / 2
+    assert np.all(np.abs(got - table[ids]) <= bound + 1e-7)
+    assert np.abs(got[0, 1, BLOCK:] - table[7, BLOCK:]).max() < 0.001  # row 7's second block stays fine
+
+    small = _lookup(tmp_path / "small.onnx", EMBEDDING_ROWS - 1)  # position-like tables stay fp32
+    assert quantize_model(small, tmp_path / "small8.onnx", "blockwise")["int8_embeddings"] == 0
+    tied = _lookup(tmp_path / "tied.onnx", EMBEDDING_ROWS, tied=True)  # shared with another layer: stays
+    assert quantize_model(tied, tmp_path / "tied8.onnx", "blockwise")["int8_embeddings"] == 0
