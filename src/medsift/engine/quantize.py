@@ -97,6 +97,15 @@ def layer_roles(model: Any) -> dict[str, str]:
     return roles
 
 
+def _input_uses(model: Any) -> dict[str, int]:
+    """How many node inputs read each tensor (a weight read twice is tied to another layer)."""
+    uses: dict[str, int] = defaultdict(int)
+    for node in model.graph.node:
+        for name in node.input:
+            uses[name] += 1
+    return uses
+
+
 def _weight_matmuls(model: Any, weights: dict[str, Any]) -> list[Any]:
     return [
         node
@@ -184,17 +193,13 @@ def _quantize_embeddings(model: Any) -> int:
     from onnx import helper, numpy_helper
 
     weights = {init.name: init for init in model.graph.initializer}
-    uses: dict[str, int] = defaultdict(int)
-    for node in model.graph.node:
-        for name in node.input:
-            uses[name] += 1
-    converted = 0
+    uses = _input_uses(model)
+    replaced: dict[int, Any] = {}  # node position -> its GatherBlockQuantized
     for i, node in enumerate(model.graph.node):
         table = weights.get(node.input[0]) if node.op_type == "Gather" else None
         if table is None or len(table.dims) != 2 or table.dims[0] < EMBEDDING_ROWS or uses[table.name] > 1:
             continue  # small tables (positions, token types) and tied tables (shared with an output layer) stay
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-        if axis != 0:
+        if next((a.i for a in node.attribute if a.name == "axis"), 0) != 0:
             continue
         values = numpy_helper.to_array(table)
         rows, cols = values.shape
@@ -214,22 +219,20 @@ def _quantize_embeddings(model: Any) -> int:
                 numpy_helper.from_array(np.full((rows, blocks), 128, np.uint8), f"{table.name}/zero_points"),
             ]
         )
-        model.graph.node.remove(node)
-        model.graph.node.insert(
-            i,
-            helper.make_node(
-                "GatherBlockQuantized",
-                [f"{table.name}/int8", node.input[1], f"{table.name}/scales", f"{table.name}/zero_points"],
-                list(node.output),
-                name=f"{node.name}/int8",
-                domain="com.microsoft",
-                bits=8,
-                block_size=BLOCK,
-                gather_axis=0,
-                quantize_axis=1,
-            ),
+        replaced[i] = helper.make_node(
+            "GatherBlockQuantized",
+            [f"{table.name}/int8", node.input[1], f"{table.name}/scales", f"{table.name}/zero_points"],
+            list(node.output),
+            name=f"{node.name}/int8",
+            domain="com.microsoft",
+            bits=8,
+            block_size=BLOCK,
+            gather_axis=0,
+            quantize_axis=1,
         )
-        converted += 1
+    for i, node in replaced.items():
+        model.graph.node[i].CopyFrom(node)
+    converted = len(replaced)
     if converted and not any(op.domain == "com.microsoft" for op in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return converted
@@ -268,10 +271,7 @@ def _smooth(model: Any, ranges: dict[str, np.ndarray], alpha: float) -> int:
     from onnx import helper, numpy_helper
 
     weights = {init.name: init for init in model.graph.initializer}
-    uses: dict[str, int] = defaultdict(int)
-    for node in model.graph.node:
-        for name in node.input:
-            uses[name] += 1
+    uses = _input_uses(model)
     readers: dict[str, list[Any]] = defaultdict(list)
     for node in _weight_matmuls(model, {k: v.dims for k, v in weights.items()}):
         if node.input[0] in ranges:
