@@ -240,3 +240,12 @@ def test_vocabulary_tables_become_int8_rows_in_blocks(tmp_path: Path):
     assert quantize_model(small, tmp_path / "small8.onnx", "blockwise")["int8_embeddings"] == 0
     tied = _lookup(tmp_path / "tied.onnx", EMBEDDING_ROWS, tied=True)  # shared with another layer: stays
     assert quantize_model(tied, tmp_path / "tied8.onnx", "blockwise")["int8_embeddings"] == 0
+
+
+def test_smooth_on_a_graph_without_layernorm_readers_just_quantises(tmp_path: Path):
+    from medsift.engine.quantize import quantize_model
+
+    src = _lookup(tmp_path / "lookup.onnx", 16)  # a lookup and no linear layer: nothing to smooth
+    report = quantize_model(src, tmp_path / "int8.onnx", "smooth", calibration=[])
+    assert report["smoothed_tensors"] == 0 and report["calibration_tokens"] == 0
+    assert (tmp_path / "int8.onnx").exists()

@@ -158,8 +158,10 @@ def _quantize_model(src: Path, dst: Path, method: str, calibration: Feeds | None
         if calibration is None:
             raise MedsiftError("int8 method 'smooth' needs calibration posts")
         smoothed = sorted({n.input[0] for n in model.graph.node if roles.get(n.name) == "normed"})
-        ranges, tokens = _activation_ranges(model, calibration, smoothed)
-        count = _smooth(model, ranges, SMOOTH_ALPHA)
+        tokens = count = 0  # a graph without LayerNorm readers has nothing to smooth
+        if smoothed:
+            ranges, tokens = _activation_ranges(model, calibration, smoothed)
+            count = _smooth(model, ranges, SMOOTH_ALPHA)
         report.update(alpha=SMOOTH_ALPHA, calibration_tokens=tokens, smoothed_tensors=count)
     blockwise = {
         "smooth": {"narrowing"},
@@ -294,7 +296,8 @@ def _smooth(model: Any, ranges: dict[str, np.ndarray], alpha: float) -> int:
             node.input[0] = f"{name}/smoothed"
     # each Mul goes right after the node producing its input (graph inputs: first), keeping topological order
     nodes = list(model.graph.node)
-    ordered = [inserted[name] for name in inserted if name not in {o for n in nodes for o in n.output}]
+    produced = {out for node in nodes for out in node.output}
+    ordered = [inserted[name] for name in inserted if name not in produced]
     for node in nodes:
         ordered.append(node)
         ordered.extend(inserted[out] for out in node.output if out in inserted)
