@@ -196,6 +196,32 @@ def vote_tags(runs: Sequence[Sequence[str]]) -> list[str]:
     return repair_bio(out)
 
 
+def merge_close_spans(tags: Sequence[str], gap: int) -> list[str]:
+    """Join spans of one type that at most ``gap`` ``O`` tokens separate into one span (BIO in, BIO out).
+
+    The tokens between them join the span. ``gap=0`` joins only touching spans (``B-X B-X``), as IO does.
+    Spans are read with the scorers' rule (:func:`repair_bio` first). The relaxed metric rewards a span cut
+    in two by one missed token being whole again; whether that pays is a question for cross-validation.
+    """
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0, got {gap}")
+    out = repair_bio(tags)
+    last_type, last_end = None, -1  # type and end (exclusive) of the previous span
+    i = 0
+    while i < len(out):
+        if out[i] == "O":
+            i += 1
+            continue
+        kind, start = tag_class(out[i]), i
+        i += 1
+        while i < len(out) and out[i] == f"I-{kind}":
+            i += 1
+        if kind == last_type and start - last_end <= gap:
+            out[last_end:i] = [f"I-{kind}"] * (i - last_end)
+        last_type, last_end = kind, i
+    return out
+
+
 def to_bio(tags: Sequence[str], scheme: Scheme) -> list[str]:
     """Predicted word tags in ``scheme`` → well-formed BIO."""
     return io_to_bio(tags) if scheme == "io" else repair_bio(tags)

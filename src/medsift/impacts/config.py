@@ -27,6 +27,26 @@ class ImpactsDataSection(StrictModel):
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     max_train_rows: int | None = Field(None, ge=1)
     seed: int = 13
+    oversample_types: dict[str, float] = Field(
+        default_factory=dict,
+        description="type -> factor: a training post with a span of that type appears factor times in all "
+        "(the largest factor of its types; a fraction adds a seeded share of one more copy). Training rows only.",
+    )
+
+    @model_validator(mode="after")
+    def _factors(self) -> ImpactsDataSection:
+        for kind, factor in self.oversample_types.items():
+            if factor < 1:
+                raise ValueError(f"oversample_types: {kind}: factor must be >= 1, got {factor}")
+        return self
+
+
+class ImpactsPostprocessSection(StrictModel):
+    """Span clean-up after prediction (and of the validation posts scored in ``metrics.json``)."""
+
+    merge_gap: int = Field(
+        0, ge=0, description="join spans of one type at most this many O tokens apart (0 = off)"
+    )
 
 
 @register_schema("impacts", "encoder")
@@ -38,6 +58,7 @@ class ImpactsConfig(StrictModel):
     model: ImpactsModelSection
     data: ImpactsDataSection
     scheme: Literal["bio", "io"] = "bio"
+    postprocess: ImpactsPostprocessSection = Field(default_factory=ImpactsPostprocessSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     output_dir: str = "runs/impacts"

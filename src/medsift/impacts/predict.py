@@ -25,7 +25,7 @@ from medsift.engine.batching import (
     torch_threads,
 )
 from medsift.errors import MedsiftError
-from medsift.impacts.bio import to_bio, vote_tags, word_predictions
+from medsift.impacts.bio import merge_close_spans, to_bio, vote_tags, word_predictions
 from medsift.impacts.model import encode_windows, load_tagger
 from medsift.impacts.windows import merge_windows
 from medsift.impacts.words import split_words
@@ -122,6 +122,12 @@ def predict_posts(
     return results
 
 
+def postprocess(tag_lists: list[list[str]], meta: dict) -> list[list[str]]:
+    """The run's span clean-up (``postprocess.merge_gap``, kept in ``tagger.json``) applied to BIO tags."""
+    gap = int(meta.get("merge_gap", 0))
+    return [merge_close_spans(tags, gap) for tags in tag_lists] if gap > 0 else tag_lists
+
+
 class SpanTagger:
     """One or more trained taggers (seeds) that tag posts; several are combined by a token-level vote."""
 
@@ -177,6 +183,7 @@ class SpanTagger:
             for m, t, meta in self.members
         ]
         tags = runs[0] if len(runs) == 1 else [vote_tags(list(col)) for col in zip(*runs, strict=True)]
+        tags = postprocess(tags, self.members[0][2])
         for words, post_tags in zip(tokens_list, tags, strict=True):
             if len(words) != len(post_tags):  # a broken invariant, not a user error
                 raise RuntimeError(f"tagger returned {len(post_tags)} tags for {len(words)} tokens")

@@ -101,6 +101,22 @@ def _read_rows(paths: list[Path]) -> tuple[list[list[str]], list[list[str]]]:
     return tokens, tags
 
 
+def oversample_posts(tags: list[list[str]], factors: dict[str, float], seed: int) -> list[int]:
+    """Indices of the training posts with repeats: a post with a span of type X appears ``factors[X]`` times
+    (the largest factor among its types; posts without such spans once). For a fractional factor, a
+    seeded share of those posts gets one copy more. Copies follow their original (the Trainer shuffles)."""
+    if not factors:
+        return list(range(len(tags)))
+    rng = np.random.default_rng(seed)
+    factor = [max([factors.get(t, 1.0) for t in entity_types([post])], default=1.0) for post in tags]
+    copies = np.array([int(f) for f in factor])
+    fraction = np.array(factor) - copies
+    for value in sorted({f for f in fraction.tolist() if f > 0}):
+        eligible = np.flatnonzero(np.isclose(fraction, value))
+        copies[rng.choice(eligible, size=round(value * len(eligible)), replace=False)] += 1
+    return [i for i, n in enumerate(copies.tolist()) for _ in range(n)]
+
+
 def load_data(config: ImpactsConfig) -> dict:
     """Training and validation posts (pre-split words and BIO tags) and the files they came from."""
     from medsift.config import resolve_data_path
@@ -121,6 +137,8 @@ def load_data(config: ImpactsConfig) -> dict:
             np.random.default_rng(config.data.seed).permutation(len(tokens))[: config.data.max_train_rows]
         )
         tokens, tags = [tokens[i] for i in keep], [tags[i] for i in keep]
+    order = oversample_posts(tags, config.data.oversample_types, config.data.seed)
+    tokens, tags = [tokens[i] for i in order], [tags[i] for i in order]
     return {"train": (tokens, tags), "dev": (dev_tokens, dev_tags), "paths": paths}
 
 
@@ -181,7 +199,7 @@ def train_seed(
     """
     from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 
-    from medsift.impacts.predict import predict_posts, score_tags
+    from medsift.impacts.predict import postprocess, predict_posts, score_tags
     from medsift.runs import read_json
     from medsift.training import (
         epoch_history,
@@ -231,14 +249,16 @@ def train_seed(
         "word_strategy": m.word_strategy,
         "crf": m.crf,
         "base_model": m.name,
+        "merge_gap": config.postprocess.merge_gap,
     }
     trained = trainer.model.eval()
     main = is_main_process()
     if main:
         with progress_bars(not quiet):
             save_tagger(trained, tokenizer, seed_dir / "model", meta)
-    dev_pred = predict_posts(
-        trained, tokenizer, meta, data["dev"][0], config.training.per_device_eval_batch_size
+    dev_pred = postprocess(
+        predict_posts(trained, tokenizer, meta, data["dev"][0], config.training.per_device_eval_batch_size),
+        meta,
     )
     scores = score_tags(data["dev"][1], dev_pred)
     summary = {

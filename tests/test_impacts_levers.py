@@ -1,0 +1,75 @@
+"""Tagger levers chosen by cross-validation: span merging, oversampling of posts by type (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from medsift.impacts.bio import merge_close_spans
+from medsift.impacts.predict import postprocess
+from medsift.impacts.train import oversample_posts
+from medsift.scoring.impacts import spans_from_bio
+
+C, S = "ClinicalImpacts", "SocialImpacts"
+
+
+def test_merge_joins_fragments_of_one_type_split_by_o():
+    tags = [f"B-{C}", f"I-{C}", "O", f"B-{C}", "O", "O", f"B-{C}"]
+    assert merge_close_spans(tags, 1) == [f"B-{C}", f"I-{C}", f"I-{C}", f"I-{C}", "O", "O", f"B-{C}"]
+    assert merge_close_spans(tags, 2) == [f"B-{C}"] + [f"I-{C}"] * 6
+
+
+def test_merge_never_joins_across_types_or_another_span():
+    tags = [f"B-{C}", "O", f"B-{S}", "O", f"B-{C}"]
+    assert merge_close_spans(tags, 1) == tags
+    assert merge_close_spans(tags, 3) == tags  # the S span between them blocks the merge
+
+
+def test_merge_reads_spans_as_the_scorers_do():
+    # a stray I- opens a span (conlleval reading); touching spans of one type join at any gap
+    assert merge_close_spans(["O", f"I-{S}", "O", f"I-{S}"], 1) == ["O", f"B-{S}", f"I-{S}", f"I-{S}"]
+    assert merge_close_spans([f"B-{C}", f"B-{C}"], 1) == [f"B-{C}", f"I-{C}"]
+    with pytest.raises(ValueError):
+        merge_close_spans(["O"], -1)
+
+
+def test_merge_keeps_length_and_never_adds_a_span():
+    tags = ["O", f"B-{C}", "O", f"I-{C}", f"B-{S}", "O", "O", f"I-{S}", "O"]
+    for gap in range(4):
+        out = merge_close_spans(tags, gap)
+        assert len(out) == len(tags)
+        assert len(spans_from_bio(out)) <= len(spans_from_bio(tags))
+
+
+def test_postprocess_is_off_by_default():
+    tags = [[f"B-{C}", "O", f"B-{C}"]]
+    assert postprocess(tags, {}) is tags
+    assert postprocess(tags, {"merge_gap": 0}) is tags
+    assert postprocess(tags, {"merge_gap": 1}) == [[f"B-{C}", f"I-{C}", f"I-{C}"]]
+
+
+def test_oversampling_repeats_posts_of_a_type():
+    tags = [["O"], [f"B-{S}"], [f"B-{C}"], [f"B-{C}", f"B-{S}"]]
+    assert oversample_posts(tags, {}, 0) == [0, 1, 2, 3]
+    assert oversample_posts(tags, {S: 3}, 0) == [0, 1, 1, 1, 2, 3, 3, 3]
+    # the largest factor of a post's types wins
+    assert oversample_posts(tags, {S: 2, C: 3}, 0) == [0, 1, 1, 2, 2, 2, 3, 3, 3]
+
+
+def test_fractional_oversampling_is_seeded_and_proportional():
+    tags = [[f"B-{S}"]] * 10 + [["O"]] * 5
+    order = oversample_posts(tags, {S: 1.5}, 7)
+    assert order == oversample_posts(tags, {S: 1.5}, 7)
+    assert len(order) == 15 + 5  # half of the 10 posts get a second copy
+    assert order.count(12) == 1
+
+
+def test_config_options_are_validated():
+    from medsift.config import ConfigError, parse_config
+
+    raw = {"task": "impacts", "model": {"name": "x"}, "data": {"train": ["t.csv"]}}
+    cfg = parse_config({**raw, "postprocess": {"merge_gap": 1}})
+    assert cfg.postprocess.merge_gap == 1 and cfg.data.oversample_types == {}
+    with pytest.raises(ConfigError, match="factor must be >= 1"):
+        parse_config({**raw, "data": {"train": ["t.csv"], "oversample_types": {S: 0.5}}})
+    with pytest.raises(ConfigError, match="merge_gap"):
+        parse_config({**raw, "postprocess": {"merge_gap": -1}})
