@@ -1,0 +1,105 @@
+"""Task 7 levers compared by cross-validation: table rows from ``medsift cv`` folders, and levers that need
+no retraining evaluated on their out-of-fold predictions.
+
+    python benchmarks/cv_impacts.py table runs/cv19/base-bio runs/cv19/io ...
+    python benchmarks/cv_impacts.py vote runs/cv19/io runs/cv19/io-s43 runs/cv19/io-s44 --merge-gap 0 1 2
+
+``table`` prints one Markdown row per cv folder: mean ± sd over folds of strict and relaxed F1 (overall and
+per type), pooled out-of-fold F1, and the mean training minutes per fold. ``vote`` combines the
+out-of-fold predictions of several cv folders made with the same folds (e.g. one seed each) by the
+tagger's own token vote and BIO repair (:func:`medsift.impacts.bio.vote_tags`, what a multi-seed run
+does), then applies ``postprocess.merge_gap`` (:func:`medsift.impacts.bio.merge_close_spans`), and scores
+each fold and the pool exactly as ``medsift cv`` does. A single folder with ``--merge-gap`` measures the
+span post-processing alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medsift.cv import summarise
+from medsift.impacts.bio import merge_close_spans, vote_tags
+from medsift.io import read_impacts, read_impacts_submission
+from medsift.scoring.impacts import relaxed_scores, strict_scores
+
+C, S = "ClinicalImpacts", "SocialImpacts"
+COLUMNS = [f"strict.{k}f1" for k in ("", f"{C}.", f"{S}.")] + [
+    f"relaxed.{k}f1" for k in ("", f"{C}.", f"{S}.")
+]
+HEADER = (
+    "| lever | strict F1 | strict Clinical | strict Social | relaxed F1 | relaxed Clinical | relaxed Social "
+    "| pooled OOF strict / relaxed | train min per fold |\n| --- |" + " ---: |" * 8
+)
+
+
+def flat_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    flat = {}
+    for block in (strict_scores(gold, pred), relaxed_scores(gold, pred)):
+        flat[f"{block.mode}.f1"] = float(block.overall["f1"])
+        for kind, values in block.per_type.items():
+            flat[f"{block.mode}.{kind}.f1"] = float(values["f1"])
+    return flat
+
+
+def row(name: str, summary: dict, pooled: dict, minutes: float | None) -> str:
+    cells = [f"{summary[c]['mean']:.3f} ± {summary[c]['sd']:.3f}" if c in summary else "" for c in COLUMNS]
+    pooled_cell = f"{pooled['strict.f1']:.3f} / {pooled['relaxed.f1']:.3f}"
+    time_cell = "" if minutes is None else f"{minutes:.1f}"
+    return f"| {name} | " + " | ".join(cells) + f" | {pooled_cell} | {time_cell} |"
+
+
+def table(folders: list[Path]) -> None:
+    print(HEADER)
+    for folder in folders:
+        cv = json.loads((folder / "cv.json").read_text())
+        minutes = float(np.mean(cv["train_seconds"])) / 60
+        print(row(folder.name, cv["summary"], cv["pooled"], minutes))
+
+
+def vote(folders: list[Path], gaps: list[int], name: str | None) -> None:
+    plans = [json.loads((f / "plan.json").read_text()) for f in folders]
+    if any(p["assignment"] != plans[0]["assignment"] for p in plans):
+        raise SystemExit("the cv folders were made with different folds; a vote needs the same folds")
+    gold_frame = pd.concat([read_impacts(p, labelled=True) for p in plans[0]["data"]], ignore_index=True)
+    gold = gold_frame["ner_tags"].tolist()
+    runs = [
+        read_impacts_submission(f / "oof_predictions.csv")["predicted_ner_tags"].tolist() for f in folders
+    ]
+    voted = runs[0] if len(runs) == 1 else [vote_tags(list(col)) for col in zip(*runs, strict=True)]
+    folds = np.array(plans[0]["assignment"])
+    label = name or "+".join(f.name for f in folders)
+    print(HEADER)
+    for gap in gaps:
+        pred = [merge_close_spans(t, gap) for t in voted] if gap > 0 else voted
+        per_fold = []
+        for k in range(int(folds.max()) + 1):
+            rows = np.flatnonzero(folds == k)
+            per_fold.append(flat_scores([gold[i] for i in rows], [pred[i] for i in rows]))
+        print(row(f"{label}, merge_gap {gap}", summarise(per_fold), flat_scores(gold, pred), None))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("table")
+    t.add_argument("folders", nargs="+", type=Path)
+    v = sub.add_parser("vote")
+    v.add_argument("folders", nargs="+", type=Path)
+    v.add_argument("--merge-gap", nargs="+", type=int, default=[0])
+    v.add_argument("--name")
+    args = parser.parse_args()
+    if args.command == "table":
+        table(args.folders)
+    else:
+        vote(args.folders, args.merge_gap, args.name)
+
+
+if __name__ == "__main__":
+    main()
