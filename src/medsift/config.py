@@ -48,7 +48,11 @@ class TrainingSection(StrictModel):
     max_grad_norm: float = 1.0
     label_smoothing_factor: float = 0.0
     fp16: bool = False
-    bf16: bool = False
+    bf16: bool | Literal["auto"] = Field(
+        False,
+        description="bf16 mixed precision; auto = on where the hardware computes bf16 natively (a CUDA GPU that "
+        "supports it, or a CPU with AVX512-BF16/AMX), off elsewhere (emulated bf16 is slower than fp32).",
+    )
     eval_strategy: Literal["epoch", "steps"] = Field(
         "epoch", description="When to evaluate on the validation rows (and save a checkpoint)."
     )
@@ -82,7 +86,10 @@ class TrainingSection(StrictModel):
         """Build ``TrainingArguments``; evaluation and saving share one strategy so the best checkpoint is kept."""
         from transformers import TrainingArguments
 
+        from medsift.training import resolve_bf16
+
         kwargs = self.model_dump(exclude={"extra"})
+        kwargs["bf16"] = resolve_bf16(kwargs["bf16"])
         if not kwargs.pop("gradient_checkpointing"):
             pass  # only passed when asked for: transformers 5 renames it and warns on every use
         else:
@@ -134,7 +141,7 @@ def _load_schema_modules() -> None:
     # Importing the task packages registers their schemas; kept lazy so `medsift --help` stays fast.
     import importlib
 
-    for module in ("medsift.ade.config", "medsift.impacts.config", "medsift.llm.config"):
+    for module in ("medsift.ade.config", "medsift.ade.ngram", "medsift.impacts.config", "medsift.llm.config"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -198,7 +205,13 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=path) from exc
+        raise ConfigError(f"not valid YAML: {' '.join(str(exc).split())}", file=path) from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder; expected a YAML config file", file=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    except RecursionError:
+        raise ConfigError("YAML nested too deeply to read", file=path) from None
     if not isinstance(data, dict):
         raise ConfigError("a config must be a YAML mapping", file=path)
     return data

@@ -58,6 +58,10 @@ class AdeClassifier:
         if manifest.kind != "ade-classifier":
             raise MedsiftError(f"expected an ADE classifier run, found kind '{manifest.kind}'", file=run_dir)
         config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
+        if getattr(config, "method", "encoder") == "ngram":  # the classical member: same contract, no torch
+            from medsift.ade.ngram import NgramClassifier
+
+            return NgramClassifier.from_run(run_dir, config)  # type: ignore[return-value]
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         models = {}
         for seed in manifest.seeds:

@@ -16,6 +16,7 @@ from medsift.errors import MedsiftError
 # (task, method) of a config -> its training entry point
 TRAINERS = {
     ("ade", "encoder"): "medsift.ade.train:train",
+    ("ade", "ngram"): "medsift.ade.ngram:train",
     ("impacts", "encoder"): "medsift.impacts.train:train",
     ("ade", "llm"): "medsift.llm.train:train",
     ("impacts", "llm"): "medsift.llm.train:train",
@@ -97,7 +98,10 @@ def _truncation_lines(run_dir: Path, kind: str, result: dict[str, Any]) -> list[
     if entries is None and kind == "ade-classifier" and "truncated" in result:
         from medsift.config import read_yaml
 
-        model = read_yaml(run_dir / "config.yaml").get("model", {})
+        saved = read_yaml(run_dir / "config.yaml")
+        if saved.get("method") == "ngram":  # reads every post whole: nothing to report
+            return []
+        model = saved.get("model", {})
         entries = [
             {
                 "posts": result["truncated"],

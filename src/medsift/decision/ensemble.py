@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medsift.decision.by_language import GroupWeights, fit_group_weights
 from medsift.decision.calibration import Calibrator, calibrate_members, expected_calibration_error
 from medsift.decision.ensemble_report import ensemble_report
 from medsift.decision.members import FILES_KIND, Member, MemberPredictor, load_given_members
@@ -41,6 +42,7 @@ ENSEMBLE_FORMAT = "medsift.ade_ensemble/1"
 _CHOICES = {
     "method": ("hard", "soft", "weighted"),
     "weights_from": ("val_f1", "equal"),
+    "weights_by": ("none", "language"),
     "thresholds": ("global", "tuned_global", "per_language"),
     "fallback": ("mean", "pooled", "global"),
     "metric": ("f1", "macro_f1", "fbeta"),
@@ -67,6 +69,10 @@ class EnsembleOptions:
     tie: str = (
         "positive"  # hard vote: a row with exactly half the votes (see medsift.decision.voting.combine)
     )
+    weights_by: str = "none"  # "language": weights per threshold group, fit on the calib rows (by_language)
+    weight_step: float = 0.1
+    weight_shrink: float = 20.0
+    threshold_shrink: float = 0.0  # per_language thresholds pulled toward the pooled one (see thresholds)
 
 
 @dataclass
@@ -120,7 +126,19 @@ def _member_weights(members: list[Member], val: Rows, options: EnsembleOptions) 
     return f1s, None  # hard and soft votes weigh members equally unless weights are given
 
 
-def _combine(probs: np.ndarray, options: EnsembleOptions, weights: list | None) -> np.ndarray:
+def _combine(
+    probs: np.ndarray,
+    options: EnsembleOptions,
+    weights: list | None,
+    groups: np.ndarray | list[str] | None = None,
+    group_weights: dict[str, Any] | None = None,
+) -> np.ndarray:
+    if group_weights is not None:
+        if groups is None:
+            raise MedsiftError(
+                "internal error: an ensemble weighing members per language needs each row's language"
+            )
+        return GroupWeights.from_dict(group_weights).combine(probs, groups)
     method = "soft" if options.method == "weighted" and weights is None else options.method
     w = None if weights is None else np.asarray(weights)
     return combine(probs, method, w, tie=options.tie)  # type: ignore[arg-type]
@@ -167,12 +185,39 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
         metric=options.metric,
         min_positives=options.min_positives,
         fallback=options.fallback,
+        shrink=options.threshold_shrink,
     )
     out_of_fold = None
+    group_weights = None
+    if options.weights_by == "language":
+        if tune is None or tuned_on != "calib":
+            raise MedsiftError(
+                "weights per language are fit on the members' calib rows, and some member has none"
+            )
+        if options.method == "hard":
+            raise MedsiftError("weights per language combine probabilities: use --method soft or weighted")
+        group_weights = fit_group_weights(
+            tune.y,
+            _calibrated(tune.probs, cals),
+            threshold_groups(tune.ids, tune.languages),
+            [m.name for m in members],
+            [m.languages for m in members],
+            step=options.weight_step,
+            shrink=options.weight_shrink,
+            min_positives=options.min_positives,
+            grid=grid,
+            metric=options.metric,
+        ).to_dict()
     if tune is None:
         policy = ThresholdPolicy(mode="global", fallback=0.5, fallback_rule="global")
     else:
-        combined = _combine(_calibrated(tune.probs, cals), options, weights)
+        combined = _combine(
+            _calibrated(tune.probs, cals),
+            options,
+            weights,
+            threshold_groups(tune.ids, tune.languages),
+            group_weights,
+        )
         if tuned_on.startswith("val"):
             fit = cross_fit_thresholds(
                 tune.y,
@@ -201,6 +246,7 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
             for j, m in enumerate(members)
         ],
         "weights": weights,
+        "group_weights": group_weights,
         "calibrators": [asdict(c) for c in cals],
         "policy": policy.to_dict(),
         "rows_used": {
@@ -235,7 +281,13 @@ def _calibrated(probs: np.ndarray, cals: list[Calibrator]) -> np.ndarray:
 def _frame(rows: Rows, members: list[Member], spec: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
     cals = [Calibrator(**c) for c in spec["calibrators"]]
     probs = _calibrated(rows.probs, cals)
-    p = _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"])
+    p = _combine(
+        probs,
+        EnsembleOptions(**spec["options"]),
+        spec["weights"],
+        threshold_groups(rows.ids, rows.languages),
+        spec.get("group_weights"),
+    )
     frame = pd.DataFrame({"id": rows.ids, "language": rows.languages, "p_ade": p, "label": rows.y})
     if rows.uids is not None:
         frame["uid"] = rows.uids
@@ -302,26 +354,38 @@ def ensemble_probabilities(
     languages: list[str],
     *,
     predictor: MemberPredictor | None = None,
+    ids: list[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], ThresholdPolicy]:
-    """Score posts with every member, calibrate, combine. Returns ``(p, calibrated member columns, policy)``."""
+    """Score posts with every member, calibrate, combine. Returns ``(p, calibrated member columns, policy)``.
+
+    ``ids`` put CADEC rows in their own group (``<lang>_cadec``) for per-language member weights, as the
+    thresholds do; without them every row is grouped by its language.
+    """
     spec = load_spec(run_dir)
     predictor = predictor or MemberPredictor()
     columns = {m["name"]: predictor.predict(m, texts, languages) for m in spec["members"]}
     probs = np.column_stack([np.asarray(v, dtype=float) for v in columns.values()])
     if probs.shape[0] != len(texts):
         raise MedsiftError(f"internal error: members gave {probs.shape[0]} rows for {len(texts)} posts")
-    p, probs = apply_spec(spec, probs)
+    groups = threshold_groups(ids, languages) if ids is not None else np.asarray(languages, dtype=object)
+    p, probs = apply_spec(spec, probs, groups)
     calibrated = {name: probs[:, j] for j, name in enumerate(columns)}
     return p, calibrated, ThresholdPolicy.from_dict(spec["policy"])
 
 
-def apply_spec(spec: dict[str, Any], member_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def apply_spec(
+    spec: dict[str, Any], member_probs: np.ndarray, groups: np.ndarray | list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Calibrate and combine raw member probabilities ``(n_rows, n_members)`` as ``ensemble.json`` says.
 
+    ``groups`` (each row's threshold group) are needed when the members are weighed per language.
     Returns ``(combined p, calibrated member matrix)``; cut ``p`` with the spec's policy.
     """
     probs = _calibrated(np.asarray(member_probs, dtype=float), [Calibrator(**c) for c in spec["calibrators"]])
-    return _combine(probs, EnsembleOptions(**spec["options"]), spec["weights"]), probs
+    combined = _combine(
+        probs, EnsembleOptions(**spec["options"]), spec["weights"], groups, spec.get("group_weights")
+    )
+    return combined, probs
 
 
 def file_member_names(run_dir: str | Path) -> list[str]:
@@ -393,7 +457,7 @@ def predict_file(
     given = load_given_members(member_probabilities, rows, input_path)
     predictor = MemberPredictor(quiet=quiet, given=given, backend=backend)
     p, members, policy = ensemble_probabilities(
-        run_dir, rows["text"].tolist(), languages, predictor=predictor
+        run_dir, rows["text"].tolist(), languages, predictor=predictor, ids=rows["id"].astype(str).tolist()
     )
     groups = threshold_groups(rows["id"].astype(str), languages)
     labels = policy.apply(p, groups)

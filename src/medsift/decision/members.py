@@ -40,6 +40,7 @@ class Member:
     calib_path: Path | None = None
     val: pd.DataFrame | None = field(default=None, repr=False)
     calib: pd.DataFrame | None = field(default=None, repr=False)
+    languages: list[str] | None = None  # the languages it can score (an n-gram run's); None = every language
 
     def to_dict(self) -> dict[str, Any]:
         """What ``ensemble.json`` records about the member (absolute paths, so a copy still finds it)."""
@@ -50,6 +51,7 @@ class Member:
             "seed": self.seed,
             "val_file": str(self.val_path) if self.val_path else None,
             "calib_file": str(self.calib_path) if self.calib_path else None,
+            "languages": self.languages,
         }
 
 
@@ -117,11 +119,13 @@ def _run_member(run_dir: Path, seed: int | None) -> Member:
     # A single-seed run may not write the p_ade__seed<N> columns: then p_ade is that seed.
     if seed is not None and len(manifest.seeds) == 1:
         column = "p_ade"
+    languages = (manifest.extra or {}).get("languages")
     return Member(
         name=name,
         kind=manifest.kind,
         path=run_dir,
         seed=seed,
+        languages=list(languages) if isinstance(languages, list) else None,
         val_path=val_path,
         calib_path=calib_path if calib_path.is_file() else None,
         val=read_member_probabilities(val_path, column),
@@ -252,6 +256,8 @@ class MemberPredictor:
         clf = self._load(run_dir, lambda d: load_classifier(d, backend=self.backend))
         pred = clf.predict(texts, languages, progress=not self.quiet)
         self._outputs[run_dir] = (texts, pred)
+        if clf.config.model.max_length is None:  # an n-gram member reads every post whole
+            return pred
         self.truncation.append(
             {
                 "run": run_dir.name,

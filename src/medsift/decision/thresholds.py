@@ -144,6 +144,8 @@ class ThresholdPolicy:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    shrink: float = 0.0
+    raw_thresholds: dict[str, float] = field(default_factory=dict)  # per language, before shrinking
 
     def threshold_for(self, language: str) -> float:
         """The threshold of ``language``: its own when tuned, otherwise the fallback."""
@@ -217,12 +219,19 @@ def tune_thresholds(
     beta: float = 1.0,
     min_positives: int = 5,
     fallback: Fallback = "mean",
+    shrink: float = 0.0,
 ) -> ThresholdPolicy:
     """Fit a :class:`ThresholdPolicy` on calibration rows (labels ``y``, probabilities ``p``, ``languages``).
 
     See the module docstring for the modes and fallback rules. In ``"per_language"`` mode a language with
     fewer than ``min_positives`` positive rows is not tuned alone; it is listed in ``fallback_languages``.
+
+    ``shrink`` > 0 pulls each tuned language threshold toward the pooled one by how many positives support
+    it: ``t = (n_pos * t_language + shrink * t_pooled) / (n_pos + shrink)`` (rounded to 0.01). A threshold
+    tuned on 14 positives is mostly noise; one tuned on 500 is mostly signal.
     """
+    if shrink < 0:
+        raise MedsiftError(f"threshold shrinkage must be >= 0, got {shrink}")
     pp = prob_vector(p)
     yy = binary_labels(y, pp.shape[0])
     langs = language_vector(languages, pp.shape[0])
@@ -252,12 +261,21 @@ def tune_thresholds(
             continue
         mask = langs == lang
         tuned[lang], scores[lang] = search_threshold(yy[mask], pp[mask], g, metric, beta=beta)
+    raw: dict[str, float] = {}
+    if shrink > 0 and tuned:
+        pooled = _fallback_value("pooled", {}, yy, pp, g, metric, beta)[0]
+        raw = dict(tuned)
+        for lang, t in raw.items():
+            n_pos = counts[lang]["positives"]
+            tuned[lang] = float(np.round((n_pos * t + shrink * pooled) / (n_pos + shrink), 2))
     value, notes = _fallback_value(fallback, tuned, yy, pp, g, metric, beta)
     return ThresholdPolicy(
         mode=mode,
         fallback=value,
         fallback_rule=fallback,
         thresholds=tuned,
+        shrink=float(shrink),
+        raw_thresholds=raw,
         fallback_languages=fell_back,
         counts=counts,
         scores=scores,

@@ -17,7 +17,7 @@ def load_classifier(
 
     ``backend="onnx"`` needs ``medsift export RUN_DIR`` first; it picks the int8 model when one was exported.
     """
-    if backend == "torch":
+    if backend == "torch" or _is_ngram_run(run_dir):  # an n-gram run is plain numpy under either backend
         from medsift.ade.predict import AdeClassifier
 
         return AdeClassifier.from_run(run_dir, device=device)
@@ -26,6 +26,13 @@ def load_classifier(
 
         return OnnxAdeClassifier.from_run(run_dir, threads=threads)
     raise MedsiftError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+
+
+def _is_ngram_run(run_dir: str | Path) -> bool:
+    from medsift.config import read_yaml
+
+    config = Path(run_dir) / "config.yaml"
+    return config.is_file() and (read_yaml(config) or {}).get("method") == "ngram"
 
 
 def load_span_tagger(run_dir: str | Path, *, backend: str = "torch", threads: int | None = None) -> Any:

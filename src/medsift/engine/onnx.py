@@ -46,6 +46,13 @@ def _seed_dirs(run_dir: Path) -> list[Path]:
         raise MedsiftError(
             f"ONNX export supports ADE classifier runs; this run is '{manifest.kind}'", file=run_dir
         )
+    from medsift.engine.backends import _is_ngram_run
+
+    if _is_ngram_run(run_dir):
+        raise MedsiftError(
+            "this is a character n-gram run: it needs no export (it runs in numpy, with either --backend)",
+            file=run_dir,
+        )
     return [run_dir / f"seed-{seed}" for seed in manifest.seeds]
 
 
