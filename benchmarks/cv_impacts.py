@@ -3,6 +3,7 @@ no retraining evaluated on their out-of-fold predictions.
 
     python benchmarks/cv_impacts.py table runs/cv19/base-bio runs/cv19/io ...
     python benchmarks/cv_impacts.py vote runs/cv19/io runs/cv19/io-s43 runs/cv19/io-s44 --merge-gap 0 1 2
+    python benchmarks/cv_impacts.py repredict runs/cv19/io --word-strategy vote --out runs/cv19/io-wvote
 
 ``table`` prints one Markdown row per cv folder: mean ± sd over folds of strict and relaxed F1 (overall and
 per type), pooled out-of-fold F1, and the mean training minutes per fold. ``vote`` combines the
@@ -10,7 +11,8 @@ out-of-fold predictions of several cv folders made with the same folds (e.g. one
 tagger's own token vote and BIO repair (:func:`medsift.impacts.bio.vote_tags`, what a multi-seed run
 does), then applies ``postprocess.merge_gap`` (:func:`medsift.impacts.bio.merge_close_spans`), and scores
 each fold and the pool exactly as ``medsift cv`` does. A single folder with ``--merge-gap`` measures the
-span post-processing alone.
+span post-processing alone. ``repredict`` tags each fold's held-out posts again with the fold's kept models
+and another ``word_strategy`` (a prediction-time setting: no retraining).
 """
 
 from __future__ import annotations
@@ -83,6 +85,40 @@ def vote(folders: list[Path], gaps: list[int], name: str | None) -> None:
         print(row(f"{label}, merge_gap {gap}", summarise(per_fold), flat_scores(gold, pred), None))
 
 
+def repredict(folder: Path, word_strategy: str, out: Path) -> None:
+    """Tag every fold's held-out posts again with the fold's kept models, changing a prediction-time
+    setting (``model.word_strategy``), and write ``out`` as a cv folder that ``table``/``vote`` read."""
+    import shutil
+
+    from medsift.impacts.predict import SpanTagger
+    from medsift.io import write_impacts_submission
+
+    plan = json.loads((folder / "plan.json").read_text())
+    folds = np.array(plan["assignment"])
+    data = pd.concat([read_impacts(p, labelled=True) for p in plan["data"]], ignore_index=True)
+    pred: list = [None] * len(data)
+    per_fold = []
+    for k in range(int(folds.max()) + 1):
+        tagger = SpanTagger.from_run(folder / f"fold-{k}" / "run")
+        for _, _, meta in tagger.members:
+            meta["word_strategy"] = word_strategy
+        rows = np.flatnonzero(folds == k)
+        tags = tagger.tag([data["tokens"][i] for i in rows])
+        for i, t in zip(rows, tags, strict=True):
+            pred[i] = t
+        per_fold.append(flat_scores([data["ner_tags"][i] for i in rows], tags))
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(folder / "plan.json", out / "plan.json")
+    write_impacts_submission(out / "oof_predictions.csv", data["ID"].tolist(), pred)
+    cv = json.loads((folder / "cv.json").read_text())
+    summary, pooled = summarise(per_fold), flat_scores(data["ner_tags"].tolist(), pred)
+    (out / "cv.json").write_text(
+        json.dumps({**cv, "per_fold": per_fold, "summary": summary, "pooled": pooled})
+    )
+    print(HEADER)
+    print(row(out.name, summary, pooled, float(np.mean(cv["train_seconds"])) / 60))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -94,8 +130,14 @@ def main() -> None:
     v.add_argument("folders", nargs="+", type=Path)
     v.add_argument("--merge-gap", nargs="+", type=int, default=[0])
     v.add_argument("--name")
+    r = sub.add_parser("repredict")
+    r.add_argument("folder", type=Path)
+    r.add_argument("--word-strategy", choices=["first", "vote"], required=True)
+    r.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    if args.command == "table":
+    if args.command == "repredict":
+        repredict(args.folder, args.word_strategy, args.out)
+    elif args.command == "table":
         table(args.folders)
     else:
         vote(args.folders, args.merge_gap, args.name)
