@@ -141,7 +141,13 @@ def _load_schema_modules() -> None:
     # Importing the task packages registers their schemas; kept lazy so `medsift --help` stays fast.
     import importlib
 
-    for module in ("medsift.ade.config", "medsift.ade.ngram", "medsift.impacts.config", "medsift.llm.config"):
+    for module in (
+        "medsift.ade.config",
+        "medsift.ade.ngram",
+        "medsift.ade.recipe",
+        "medsift.impacts.config",
+        "medsift.llm.config",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

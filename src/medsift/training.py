@@ -74,6 +74,49 @@ def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
     return str(max(steps)[1]) if steps else None
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated
+    and slower than fp32 (measured: see docs/benchmarks.md, "ADE training step on a CPU")."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_bf16(value: bool | str) -> bool:
+    """``training.bf16``: ``auto`` turns bf16 on for a CUDA GPU that supports it, or a CPU with native bf16."""
+    if value != "auto":
+        return bool(value)
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_native_bf16()
+
+
+def warn_if_oversubscribed(log: Any) -> None:
+    """Warn when other processes already keep the cores busy: on a small CPU, two torch jobs with several
+    threads each make every training step many times slower (measured 0.6 s -> 20 s on 2 cores)."""
+    import os
+
+    import torch
+
+    try:
+        load = os.getloadavg()[0]
+        cores = len(os.sched_getaffinity(0))
+    except (OSError, AttributeError):
+        return
+    if load >= max(1.0, cores - 0.5):
+        log.warning(
+            "the %d CPU cores are already busy (load average %.1f) and torch will use %d threads: training steps "
+            "may be many times slower; run one training at a time, or set OMP_NUM_THREADS",
+            cores,
+            load,
+            torch.get_num_threads(),
+        )
+
+
 def seed_is_done(seed_dir: str | Path) -> bool:
     return (Path(seed_dir) / DONE_MARKER).exists()
 

@@ -41,6 +41,14 @@ class AdeModelSection(StrictModel):
     window_stride: int = Field(
         64, ge=1, description="Tokens shared by consecutive windows (long_posts: windows)."
     )
+    freeze_embeddings: bool = Field(
+        False,
+        description="Keep the vocabulary matrix fixed while training (82 % of e5-small's weights: its gradient and "
+        "AdamW update are most of a CPU step's optimizer time).",
+    )
+    freeze_layers: int = Field(
+        0, ge=0, description="Keep the lowest N transformer layers fixed while training (0 = train them all)."
+    )
 
 
 class AdeDataSection(StrictModel):

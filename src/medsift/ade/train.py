@@ -43,6 +43,7 @@ from medsift.training import (
     seed_is_done,
     train_resumable,
     wait_for_everyone,
+    warn_if_oversubscribed,
 )
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,28 @@ class _Features:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.items[i]
+
+
+def freeze_for_training(model: Any, *, freeze_embeddings: bool, freeze_layers: int) -> None:
+    """Fix the vocabulary matrix and/or the lowest ``freeze_layers`` transformer layers (CPU training levers).
+
+    The layers are found where every BERT-style encoder keeps them (``base_model.encoder.layer``: BERT,
+    XLM-R, e5, DeBERTa); a model without that list refuses ``freeze_layers`` rather than training everything.
+    """
+    if freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    if freeze_layers:
+        layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+        if layers is None:
+            raise MedsiftError(
+                f"model.freeze_layers: {type(model).__name__} keeps no encoder.layer list to freeze; use 0"
+            )
+        if freeze_layers > len(layers):
+            raise MedsiftError(
+                f"model.freeze_layers is {freeze_layers}, but the model has {len(layers)} layers"
+            )
+        for layer in layers[:freeze_layers]:
+            layer.requires_grad_(False)
 
 
 def _post_metrics(encoded: EncodedPosts, labels: np.ndarray, threshold: float):
@@ -194,6 +217,10 @@ def train_seed(
     model = AutoModelForSequenceClassification.from_pretrained(
         name, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
     )
+    freeze_for_training(
+        model, freeze_embeddings=config.model.freeze_embeddings, freeze_layers=config.model.freeze_layers
+    )
+    warn_if_oversubscribed(log)
     train_rows = training_rows(splits, config.data.oversample_positives, seed)
     train_enc = _encode(tokenizer, train_rows, config)
     if "p_teacher" in train_rows:  # distillation: every input (window) carries its post's teacher probability

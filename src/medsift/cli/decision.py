@@ -158,6 +158,27 @@ def register(app: typer.Typer) -> None:
                 "probability, >= 0.5, decides)."
             ),
         ] = None,
+        weights_by: Annotated[
+            str,
+            typer.Option(
+                help="none | language: member weights per language group (a language, or <lang>_cadec), fit on "
+                "the calib rows and shrunk toward the pooled weights by support; a language no calib row has "
+                "(ja, fa, ...) goes to the members that know it (an n-gram run knows only its training languages)."
+            ),
+        ] = "none",
+        weight_shrink: Annotated[
+            float,
+            typer.Option(
+                help="--weights-by language: pseudo-positives pulling a group's weights to the pooled ones."
+            ),
+        ] = 20.0,
+        threshold_shrink: Annotated[
+            float,
+            typer.Option(
+                help="per_language: pull each language's threshold toward the pooled one, "
+                "t = (n_pos * t_lang + K * t_pooled) / (n_pos + K); 0 = off."
+            ),
+        ] = 0.0,
     ) -> None:
         """Combine ADE members (or impact-tagger runs, by token vote) into a run that `medsift predict` can use."""
         from medsift.impacts.ensemble import build_tagger_ensemble, is_impacts_run
@@ -192,6 +213,9 @@ def register(app: typer.Typer) -> None:
             min_positives=min_positives,
             calibrate=calibrate,
             cross_fit=cross_fit,
+            weights_by=weights_by,
+            weight_shrink=weight_shrink,
+            threshold_shrink=threshold_shrink,
         )
         spec = build_ensemble(found, output, options)
         for warning in spec["warnings"]:
@@ -213,6 +237,13 @@ def register(app: typer.Typer) -> None:
                 "threshold; groups with fewer use the --fallback threshold."
             ),
         ] = 5,
+        shrink: Annotated[
+            float,
+            typer.Option(
+                help="per_language: pull each language's threshold toward the pooled one by its support, "
+                "t = (n_pos * t_lang + K * t_pooled) / (n_pos + K); 0 = off."
+            ),
+        ] = 0.0,
     ) -> None:
         """Retune a classifier run's thresholds.json on its calib rows (never on the val rows)."""
         from rich.console import Console
@@ -241,6 +272,7 @@ def register(app: typer.Typer) -> None:
             metric=metric,
             min_positives=min_positives,
             fallback=fallback,  # type: ignore[arg-type]
+            shrink=shrink,
         )
         policy.notes.append(f"tuned on {len(rows)} calib rows of {calib}")
         write_json(run / "thresholds.json", policy.to_dict())

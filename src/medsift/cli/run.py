@@ -17,6 +17,7 @@ from medsift.errors import MedsiftError
 TRAINERS = {
     ("ade", "encoder"): "medsift.ade.train:train",
     ("ade", "ngram"): "medsift.ade.ngram:train",
+    ("ade", "ensemble"): "medsift.ade.recipe:train",
     ("impacts", "encoder"): "medsift.impacts.train:train",
     ("ade", "llm"): "medsift.llm.train:train",
     ("impacts", "llm"): "medsift.llm.train:train",

@@ -296,8 +296,14 @@ def _frame(rows: Rows, members: list[Member], spec: dict[str, Any]) -> tuple[pd.
     return frame, p
 
 
-def build_ensemble(members: list[Member], out_dir: str | Path, options: EnsembleOptions) -> dict[str, Any]:
-    """Fit and write an ensemble run directory from ``members``; returns the ``ensemble.json`` content."""
+def build_ensemble(
+    members: list[Member], out_dir: str | Path, options: EnsembleOptions, *, relative_members: bool = False
+) -> dict[str, Any]:
+    """Fit and write an ensemble run directory from ``members``; returns the ``ensemble.json`` content.
+
+    ``relative_members`` records member paths relative to ``out_dir`` (members kept inside the ensemble's own
+    folder, as ``medsift train`` of an ensemble config does): the folder can then be moved or copied whole.
+    """
     from medsift.io import write_probabilities
     from medsift.io.atomic import atomic_write_text
 
@@ -321,6 +327,8 @@ def build_ensemble(members: list[Member], out_dir: str | Path, options: Ensemble
             out_dir / "calib_probabilities.csv", _frame(_aligned(members, "calib"), members, spec)[0]
         )
     write_json(out_dir / "thresholds.json", spec["policy"])
+    if relative_members:
+        spec["members"] = [_relative_paths(m, out_dir) for m in spec["members"]]
     write_json(out_dir / "ensemble.json", spec)
     atomic_write_text(out_dir / "report.md", ensemble_report(spec))
     RunManifest(
@@ -336,13 +344,37 @@ def build_ensemble(members: list[Member], out_dir: str | Path, options: Ensemble
     return spec
 
 
+_PATH_KEYS = ("path", "val_file", "calib_file")
+
+
+def _relative_paths(member: dict[str, Any], root: Path) -> dict[str, Any]:
+    import os
+
+    out = dict(member)
+    for key in _PATH_KEYS:
+        if out.get(key):
+            out[key] = os.path.relpath(Path(out[key]).resolve(), root.resolve())
+    return out
+
+
+def read_spec(run_dir: str | Path) -> dict[str, Any]:
+    """``ensemble.json`` with every member path absolute (relative ones are relative to the ensemble folder)."""
+    run_dir = Path(run_dir)
+    spec = read_json(run_dir / "ensemble.json")
+    for member in spec.get("members", []):
+        for key in _PATH_KEYS:
+            if member.get(key) and not Path(member[key]).is_absolute():
+                member[key] = str((run_dir / member[key]).resolve())
+    return spec
+
+
 def load_spec(run_dir: str | Path) -> dict[str, Any]:
-    """Read and check an ensemble's ``ensemble.json``."""
+    """Read and check an ensemble's ``ensemble.json`` (member paths made absolute)."""
     run_dir = Path(run_dir)
     manifest = RunManifest.load(run_dir)
     if manifest.kind != "ade-ensemble":
         raise MedsiftError(f"expected an ADE ensemble run, found kind '{manifest.kind}'", file=run_dir)
-    spec = read_json(run_dir / "ensemble.json")
+    spec = read_spec(run_dir)
     if spec.get("format") != ENSEMBLE_FORMAT:
         raise MedsiftError(f"unknown ensemble format {spec.get('format')!r}", file=run_dir / "ensemble.json")
     return spec

@@ -1,0 +1,112 @@
+"""One config that trains several ADE members and the ensemble over them (``task: ade``, ``method: ensemble``).
+
+``medsift train ade-cpu-full`` is this: a character n-gram member and a multilingual encoder, each trained on the
+same files with the same carved splits (so their val and calib rows are the same rows), then combined by
+:func:`medsift.decision.ensemble.build_ensemble` with the config's ``ensemble`` options. The run folder is the
+ensemble (kind ``ade-ensemble``: ``predict``, ``serve``, ``report`` and ``compare`` take it); each member is a
+complete run of its own under ``members/<name>/``. Killed and started again, finished members are kept, an
+unfinished encoder resumes from its last checkpoint, and the ensemble is fit last.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from medsift.ade.config import AdeDataSection
+from medsift.config import StrictModel, parse_config, register_schema
+from medsift.errors import ConfigError, MedsiftError
+
+log = logging.getLogger(__name__)
+MEMBERS_DIR = "members"
+
+
+class RecipeEnsembleSection(StrictModel):
+    """The options of ``medsift ensemble`` (see ``medsift ensemble --help`` and docs/decision.md)."""
+
+    method: Literal["soft", "weighted", "hard"] = "weighted"
+    weights_by: Literal["none", "language"] = "language"
+    weight_shrink: float = Field(20.0, ge=0)
+    weight_step: float = Field(0.1, gt=0, le=1)
+    thresholds: Literal["global", "tuned_global", "per_language"] = "per_language"
+    threshold_shrink: float = Field(20.0, ge=0)
+    fallback: Literal["mean", "pooled", "global"] = "pooled"
+    min_positives: int = Field(5, ge=1)
+    metric: Literal["f1", "macro_f1"] = "f1"
+    calibrate: Literal["none", "temperature", "platt"] = "none"
+
+
+@register_schema("ade", "ensemble")
+class AdeRecipeConfig(StrictModel):
+    task: Literal["ade"] = "ade"
+    method: Literal["ensemble"] = "ensemble"
+    data: AdeDataSection = Field(
+        ..., description="Shared by every member: the same files and the same splits."
+    )
+    members: dict[str, dict[str, Any]] = Field(
+        ...,
+        min_length=1,
+        description="name -> a member config without task and data (method: encoder | ngram | llm, and its keys).",
+    )
+    ensemble: RecipeEnsembleSection = Field(default_factory=RecipeEnsembleSection)
+    output_dir: str = "runs/ade-ensemble"
+
+    @field_validator("members")
+    @classmethod
+    def _members_are_valid_configs(cls, members: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, body in members.items():
+            if not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"member name {name!r}: use letters, digits, - and _")
+            if not isinstance(body, dict):
+                raise ValueError(f"member {name!r} must be a mapping of config keys")
+            if "data" in body or "task" in body or "output_dir" in body:
+                raise ValueError(f"member {name!r}: data, task and output_dir come from the ensemble config")
+        return members
+
+    def member_config(self, name: str, run_dir: Path) -> StrictModel:
+        """The full config of one member: its own keys, the shared data, and a folder inside the run."""
+        raw = {
+            **self.members[name],
+            "task": "ade",
+            "data": self.data.model_dump(mode="json"),
+            "output_dir": str(run_dir / MEMBERS_DIR / name),
+        }
+        try:
+            return parse_config(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"members.{name}: {exc.problem}") from None
+
+
+def train(config: AdeRecipeConfig, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
+    """Train every member (resuming unfinished ones), then fit the ensemble into ``run_dir``."""
+    from medsift.ade.train import _check_or_start
+    from medsift.cli.run import TRAINERS, load_entry
+    from medsift.decision.ensemble import EnsembleOptions, build_ensemble
+    from medsift.decision.members import parse_member
+    from medsift.runs import RunManifest
+
+    run_dir = Path(run_dir or config.output_dir)
+    member_configs = {
+        name: config.member_config(name, run_dir) for name in config.members
+    }  # all checked first
+    _check_or_start(run_dir, config, write=True)
+    found = []
+    for name, member in member_configs.items():
+        member_dir = run_dir / MEMBERS_DIR / name
+        if not (member_dir / "medsift_run.json").exists():
+            log.info("training member %s (%s)", name, member.method)  # type: ignore[attr-defined]
+            trainer = load_entry(TRAINERS[("ade", member.method)])  # type: ignore[attr-defined]
+            trainer(member, run_dir=member_dir, quiet=quiet)
+        if RunManifest.load(member_dir).kind not in ("ade-classifier", "ade-llm"):
+            raise MedsiftError(
+                "a member of an ADE ensemble must be an ADE classifier or LLM run", file=member_dir
+            )
+        found += parse_member(str(member_dir))
+    for member in found:
+        member.name = member.path.name  # the member's name in the config, not "run"
+    options = EnsembleOptions(**config.ensemble.model_dump())
+    build_ensemble(found, run_dir, options, relative_members=True)
+    return run_dir
