@@ -208,6 +208,7 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
             grid=grid,
             metric=options.metric,
         ).to_dict()
+        weights = group_weights["pooled"]  # what the members table shows; each group has its own (report.md)
     if tune is None:
         policy = ThresholdPolicy(mode="global", fallback=0.5, fallback_rule="global")
     else:

@@ -11,6 +11,34 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _group_weight_lines(weights: dict[str, Any] | None) -> list[str]:
+    """The per-language member weights (``--weights-by language``), or nothing."""
+    if not weights:
+        return []
+    names = weights["members"]
+    knows = [
+        f"`{n}` knows {', '.join(k)}" if k is not None else f"`{n}` knows every language"
+        for n, k in zip(names, weights["knows"], strict=True)
+    ]
+    lines = [
+        "",
+        "## Weights per language",
+        "",
+        f"Fit on the calib rows, shrunk toward the pooled weights with K = {weights['shrink']:g}; {'; '.join(knows)}.",
+        "",
+        "| group | " + " | ".join(names) + " | calib positives | before shrinking |",
+        "|---|" + "---|" * (len(names) + 2),
+        "| pooled | " + " | ".join(f"{w:.2f}" for w in weights["pooled"]) + " | | |",
+    ]
+    for group, w in weights["groups"].items():
+        raw = ", ".join(f"{v:.2f}" for v in weights["raw"][group])
+        lines.append(
+            f"| {group} | " + " | ".join(f"{v:.2f}" for v in w) + f" | {weights['support'][group]} | {raw} |"
+        )
+    lines.append("| any other language | the pooled weights of the members that know it | | |")
+    return lines
+
+
 def ensemble_report(spec: dict[str, Any]) -> str:
     """``report.md``: members and weights, thresholds per language and the fallback, ECE, rows used."""
     policy = ThresholdPolicy.from_dict(spec["policy"])
@@ -35,17 +63,21 @@ def ensemble_report(spec: dict[str, Any]) -> str:
         lines.append(
             f"| {member['name']} | {member['kind']} | {member['val_f1_at_0.5']:.4f} | {weight} | {shown} |"
         )
+    lines += _group_weight_lines(spec.get("group_weights"))
     lines += [
         "",
         "## Thresholds",
         "",
-        f"mode `{policy.mode}`, metric `{policy.metric}`, min positives {policy.min_positives}",
+        f"mode `{policy.mode}`, metric `{policy.metric}`, min positives {policy.min_positives}"
+        + (f", shrunk toward the pooled threshold with K = {policy.shrink:g}" if policy.shrink else ""),
         "",
         "| language | threshold | source |",
         "|---|---|---|",
     ]
     for lang in sorted(set(policy.counts) | set(policy.thresholds)):
         source = "tuned" if lang in policy.thresholds else policy.fallback_languages.get(lang, "fallback")
+        if lang in policy.raw_thresholds:
+            source += f" ({policy.raw_thresholds[lang]:.2f} before shrinking)"
         lines.append(f"| {lang} | {policy.threshold_for(lang):.2f} | {source} |")
     lines += [
         f"| any other language (e.g. fa) | {policy.fallback:.2f} | fallback rule `{policy.fallback_rule}` |",
