@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from medsift.config import load_config, parse_config
+from medsift.decision import search_threshold
 from medsift.decision.ensemble import predict_file
 from medsift.errors import ConfigError, MedsiftError
 from medsift.io import read_probabilities
@@ -55,6 +56,10 @@ def test_members_share_splits_and_the_folder_is_an_ensemble(recipe_run: Path):
     assert [m["path"] for m in spec["members"]] == ["members/ngram", "members/encoder"]  # the folder can move
     assert spec["group_weights"]["knows"] == [["en", "ja"], None]
     assert spec["policy"]["shrink"] == 5
+    # unseen languages are scored by the encoder alone: their fallback is tuned on the calib rows scored that way
+    calib = read_probabilities(recipe_run / "calib_probabilities.csv")
+    encoder_only = search_threshold(calib["label"].to_numpy(), calib["p_ade__encoder"].to_numpy())
+    assert spec["policy"]["fallback"] == encoder_only.threshold
 
 
 def test_predict_after_moving_the_folder(recipe_run: Path, tmp_path: Path):

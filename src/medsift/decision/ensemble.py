@@ -233,6 +233,8 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
             policy = tune_thresholds(
                 tune.y, combined, threshold_groups(tune.ids, tune.languages), **tune_kwargs
             )  # type: ignore[arg-type]
+        if group_weights is not None and options.fallback == "pooled" and options.thresholds != "global":
+            _unseen_fallback(policy, GroupWeights.from_dict(group_weights), tune, cals, grid, options.metric)
     ece: dict[str, dict] = {m.name: {} for m in members}
     for rows, label in ((tune, "tuning_rows"), (val if tuned_on == "calib" else None, "val_rows")):
         if rows is not None:
@@ -263,6 +265,30 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
         "warnings": _warnings(tuned_on),
         "ece": ece,
     }
+
+
+UNSEEN_GROUP = "\x00unseen"  # a group name no language has: rows scored as a language no member saw
+
+
+def _unseen_fallback(
+    policy: ThresholdPolicy, weights: GroupWeights, tune: Rows, cals: list, grid: np.ndarray, metric: str
+) -> None:
+    """Make the pooled fallback the threshold for the members that will score an unseen language.
+
+    With weights per language, a language no calib row has (ja, zh, fa) is scored by a different mix of members
+    (the encoder alone, say) than the calib rows were, and that mix's probabilities sit elsewhere. So the fallback
+    is tuned on every calib row scored the way an unseen language will be.
+    """
+    from medsift.decision.thresholds import search_threshold
+
+    if not tune.y.any():
+        return
+    as_unseen = weights.combine(_calibrated(tune.probs, cals), [UNSEEN_GROUP] * len(tune.y))
+    policy.fallback = search_threshold(tune.y, as_unseen, grid, metric).threshold  # type: ignore[arg-type]
+    used = [n for n, w in zip(weights.members, weights.weights_for(UNSEEN_GROUP), strict=True) if w > 0]
+    policy.notes.append(
+        f"fallback: the pooled threshold of the calib rows scored as an unseen language is ({', '.join(used)})"
+    )
 
 
 def _warnings(tuned_on: str) -> list[str]:
