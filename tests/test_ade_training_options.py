@@ -263,3 +263,35 @@ def test_every_config_key_is_documented():
 
     missing = sorted({k for schema in _SCHEMAS.values() for k in keys(schema) if f"`{k}`" not in docs})
     assert not missing, f"undocumented config keys: {missing}"
+
+
+def test_freezing_the_vocabulary_and_lower_layers(tiny_bert: Path):
+    from transformers import AutoModelForSequenceClassification
+
+    from medsift.ade.train import freeze_for_training
+    from medsift.errors import MedsiftError
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    freeze_for_training(model, freeze_embeddings=True, freeze_layers=1)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert not any("word_embeddings" in n or ".layer.0." in n for n in trainable)
+    assert any(".layer.1." in n for n in trainable) and any(n.startswith("classifier") for n in trainable)
+    assert any("position_embeddings" in n for n in trainable)  # only the vocabulary matrix is fixed
+    with pytest.raises(MedsiftError, match="has 2 layers"):
+        freeze_for_training(model, freeze_embeddings=False, freeze_layers=3)
+
+
+def test_bf16_auto_follows_the_hardware(monkeypatch):
+    from medsift import training
+
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training.resolve_bf16("auto") is False and training.resolve_bf16(True) is True
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    assert training.resolve_bf16("auto") is True
+    assert (
+        parse_config(
+            {"task": "ade", "data": {"train": ["x.csv"]}, "training": {"bf16": "auto"}}
+        ).training.bf16
+        == "auto"
+    )
