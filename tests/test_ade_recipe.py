@@ -60,6 +60,11 @@ def test_members_share_splits_and_the_folder_is_an_ensemble(recipe_run: Path):
     calib = read_probabilities(recipe_run / "calib_probabilities.csv")
     encoder_only = search_threshold(calib["label"].to_numpy(), calib["p_ade__encoder"].to_numpy())
     assert spec["policy"]["fallback"] == encoder_only.threshold
+    # a group the n-gram member knows without rows of its own is scored by both members: the pooled threshold
+    pooled = calib[["p_ade__ngram", "p_ade__encoder"]].to_numpy() @ spec["group_weights"]["pooled"]
+    both = search_threshold(calib["label"].to_numpy(), pooled)
+    assert spec["policy"]["thresholds"]["ja_cadec"] == both.threshold
+    assert "no threshold of its own" in spec["policy"]["fallback_languages"]["ja_cadec"]
 
 
 def test_predict_after_moving_the_folder(recipe_run: Path, tmp_path: Path):

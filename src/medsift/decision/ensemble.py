@@ -37,6 +37,7 @@ from medsift.decision.thresholds import (
 from medsift.decision.voting import align_members, combine, member_key, weights_from_scores
 from medsift.errors import MedsiftError
 from medsift.runs import RunManifest, read_json, write_json
+from medsift.scoring.ade import CADEC_SUFFIX
 
 ENSEMBLE_FORMAT = "medsift.ade_ensemble/1"
 _CHOICES = {
@@ -281,14 +282,30 @@ def _unseen_fallback(
     """
     from medsift.decision.thresholds import search_threshold
 
-    if not tune.y.any():
-        return
-    as_unseen = weights.combine(_calibrated(tune.probs, cals), [UNSEEN_GROUP] * len(tune.y))
-    policy.fallback = search_threshold(tune.y, as_unseen, grid, metric).threshold  # type: ignore[arg-type]
+    restricted = sorted({lang for known in weights.knows if known is not None for lang in known})
+    if not tune.y.any() or not restricted:
+        return  # every member knows every language: the pooled threshold already fits every group
+    probs = _calibrated(tune.probs, cals)
+
+    def pooled_as(group: str) -> float:
+        combined = weights.combine(probs, [group] * len(tune.y))
+        return search_threshold(tune.y, combined, grid, metric).threshold  # type: ignore[arg-type]
+
+    policy.fallback = pooled_as(UNSEEN_GROUP)
     used = [n for n, w in zip(weights.members, weights.weights_for(UNSEEN_GROUP), strict=True) if w > 0]
     policy.notes.append(
         f"fallback: the pooled threshold of the calib rows scored as an unseen language is ({', '.join(used)})"
     )
+    # A language some restricted member knows but that has no threshold of its own (fr native posts when only
+    # translated CADEC fr rows were trained on) is scored with that language's weights: its threshold too.
+    for lang in restricted:
+        for group in (lang, f"{lang}{CADEC_SUFFIX}"):
+            if group not in policy.thresholds:
+                policy.thresholds[group] = pooled_as(group)
+                policy.fallback_languages.setdefault(
+                    group,
+                    "no threshold of its own: the pooled threshold of the calib rows scored with its weights",
+                )
 
 
 def _warnings(tuned_on: str) -> list[str]:
