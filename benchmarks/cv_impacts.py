@@ -3,7 +3,7 @@ no retraining evaluated on their out-of-fold predictions.
 
     python benchmarks/cv_impacts.py table runs/cv19/base-bio runs/cv19/io ...
     python benchmarks/cv_impacts.py vote runs/cv19/io runs/cv19/io-s43 runs/cv19/io-s44 --merge-gap 0 1 2
-    python benchmarks/cv_impacts.py repredict runs/cv19/io --word-strategy vote --out runs/cv19/io-wvote
+    python benchmarks/cv_impacts.py repredict runs/cv19/io --word-strategy first vote --o-bias 0 1 2 --merge-gap 0 1
 
 ``table`` prints one Markdown row per cv folder: mean ± sd over folds of strict and relaxed F1 (overall and
 per type), pooled out-of-fold F1, and the mean training minutes per fold. ``vote`` combines the
@@ -12,7 +12,7 @@ tagger's own token vote and BIO repair (:func:`medsift.impacts.bio.vote_tags`, w
 does), then applies ``postprocess.merge_gap`` (:func:`medsift.impacts.bio.merge_close_spans`), and scores
 each fold and the pool exactly as ``medsift cv`` does. A single folder with ``--merge-gap`` measures the
 span post-processing alone. ``repredict`` tags each fold's held-out posts again with the fold's kept models
-and another ``word_strategy`` (a prediction-time setting: no retraining).
+under other prediction-time settings (``word_strategy``, ``o_bias``, ``merge_gap``: no retraining).
 """
 
 from __future__ import annotations
@@ -85,9 +85,13 @@ def vote(folders: list[Path], gaps: list[int], name: str | None) -> None:
         print(row(f"{label}, merge_gap {gap}", summarise(per_fold), flat_scores(gold, pred), None))
 
 
-def repredict(folder: Path, word_strategy: str, out: Path) -> None:
-    """Tag every fold's held-out posts again with the fold's kept models, changing a prediction-time
-    setting (``model.word_strategy``), and write ``out`` as a cv folder that ``table``/``vote`` read."""
+def repredict(
+    folder: Path, strategies: list[str], biases: list[float], gaps: list[int], out: Path | None
+) -> None:
+    """Tag every fold's held-out posts again with the fold's kept models under prediction-time settings
+    (``model.word_strategy``, ``postprocess.o_bias``, ``postprocess.merge_gap``: no retraining) and print a
+    row for each combination; ``out`` (one combination only) is written as a cv folder for ``vote``."""
+    import itertools
     import shutil
 
     from medsift.impacts.predict import SpanTagger
@@ -96,27 +100,32 @@ def repredict(folder: Path, word_strategy: str, out: Path) -> None:
     plan = json.loads((folder / "plan.json").read_text())
     folds = np.array(plan["assignment"])
     data = pd.concat([read_impacts(p, labelled=True) for p in plan["data"]], ignore_index=True)
-    pred: list = [None] * len(data)
-    per_fold = []
-    for k in range(int(folds.max()) + 1):
-        tagger = SpanTagger.from_run(folder / f"fold-{k}" / "run")
-        for _, _, meta in tagger.members:
-            meta["word_strategy"] = word_strategy
-        rows = np.flatnonzero(folds == k)
-        tags = tagger.tag([data["tokens"][i] for i in rows])
-        for i, t in zip(rows, tags, strict=True):
-            pred[i] = t
-        per_fold.append(flat_scores([data["ner_tags"][i] for i in rows], tags))
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(folder / "plan.json", out / "plan.json")
-    write_impacts_submission(out / "oof_predictions.csv", data["ID"].tolist(), pred)
-    cv = json.loads((folder / "cv.json").read_text())
-    summary, pooled = summarise(per_fold), flat_scores(data["ner_tags"].tolist(), pred)
-    (out / "cv.json").write_text(
-        json.dumps({**cv, "per_fold": per_fold, "summary": summary, "pooled": pooled})
-    )
+    gold = data["ner_tags"].tolist()
+    taggers = [SpanTagger.from_run(folder / f"fold-{k}" / "run") for k in range(int(folds.max()) + 1)]
+    minutes = float(np.mean(json.loads((folder / "cv.json").read_text())["train_seconds"])) / 60
     print(HEADER)
-    print(row(out.name, summary, pooled, float(np.mean(cv["train_seconds"])) / 60))
+    for strategy, bias, gap in itertools.product(strategies, biases, gaps):
+        pred: list = [None] * len(data)
+        per_fold = []
+        for k, tagger in enumerate(taggers):
+            for _, _, meta in tagger.members:
+                meta.update(word_strategy=strategy, o_bias=bias, merge_gap=gap)
+            rows = np.flatnonzero(folds == k)
+            tags = tagger.tag([data["tokens"][i] for i in rows])
+            for i, t in zip(rows, tags, strict=True):
+                pred[i] = t
+            per_fold.append(flat_scores([gold[i] for i in rows], tags))
+        summary, pooled = summarise(per_fold), flat_scores(gold, pred)
+        print(
+            row(f"{folder.name}, {strategy}, o_bias {bias}, merge_gap {gap}", summary, pooled, minutes),
+            flush=True,
+        )
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copy(folder / "plan.json", out / "plan.json")
+            write_impacts_submission(out / "oof_predictions.csv", data["ID"].tolist(), pred)
+            cv = {"per_fold": per_fold, "summary": summary, "pooled": pooled, "train_seconds": [minutes * 60]}
+            (out / "cv.json").write_text(json.dumps(cv))
 
 
 def main() -> None:
@@ -132,11 +141,13 @@ def main() -> None:
     v.add_argument("--name")
     r = sub.add_parser("repredict")
     r.add_argument("folder", type=Path)
-    r.add_argument("--word-strategy", choices=["first", "vote"], required=True)
-    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--word-strategy", nargs="+", choices=["first", "vote"], default=["first"])
+    r.add_argument("--o-bias", nargs="+", type=float, default=[0.0])
+    r.add_argument("--merge-gap", nargs="+", type=int, default=[0])
+    r.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.command == "repredict":
-        repredict(args.folder, args.word_strategy, args.out)
+        repredict(args.folder, args.word_strategy, args.o_bias, args.merge_gap, args.out)
     elif args.command == "table":
         table(args.folders)
     else:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+import torch
 
 from medsift.impacts.bio import merge_close_spans
 from medsift.impacts.predict import postprocess
@@ -67,9 +70,36 @@ def test_config_options_are_validated():
     from medsift.config import ConfigError, parse_config
 
     raw = {"task": "impacts", "model": {"name": "x"}, "data": {"train": ["t.csv"]}}
-    cfg = parse_config({**raw, "postprocess": {"merge_gap": 1}})
-    assert cfg.postprocess.merge_gap == 1 and cfg.data.oversample_types == {}
+    cfg = parse_config({**raw, "postprocess": {"merge_gap": 1, "o_bias": 1.5}})
+    assert (
+        cfg.postprocess.merge_gap == 1 and cfg.postprocess.o_bias == 1.5 and cfg.data.oversample_types == {}
+    )
     with pytest.raises(ConfigError, match="factor must be >= 1"):
         parse_config({**raw, "data": {"train": ["t.csv"], "oversample_types": {S: 0.5}}})
     with pytest.raises(ConfigError, match="merge_gap"):
         parse_config({**raw, "postprocess": {"merge_gap": -1}})
+
+
+class _FixedScores(torch.nn.Module):
+    """A stand-in tagger: the same label scores at every position."""
+
+    def __init__(self, scores: list[float]):
+        super().__init__()
+        self.scores = torch.nn.Parameter(torch.tensor(scores))
+
+    def forward(self, input_ids, attention_mask):  # (batch, seq) -> logits (batch, seq, labels)
+        return SimpleNamespace(logits=self.scores.expand(*input_ids.shape, -1).detach())
+
+
+def test_o_bias_moves_tokens_from_o_into_spans():
+    from medsift.impacts.model import EncodedWindow
+    from medsift.impacts.predict import _batch_tags
+
+    labels = ["O", C, S]
+    window = EncodedWindow(post=0, window=(0, 2), input_ids=[1, 5, 6, 2], word_ids=[None, 0, 1, None])
+    model = _FixedScores([1.0, 0.4, 0.0])  # O wins by 0.6
+    meta = {"labels": labels, "crf": False}
+    assert _batch_tags(model, 0, meta, [window])[0][1:3] == ["O", "O"]
+    assert _batch_tags(model, 0, {**meta, "o_bias": 0.5}, [window])[0][1:3] == ["O", "O"]
+    assert _batch_tags(model, 0, {**meta, "o_bias": 0.7}, [window])[0][1:3] == [C, C]
+    assert model.scores.tolist() == pytest.approx([1.0, 0.4, 0.0])  # the model's own scores are untouched

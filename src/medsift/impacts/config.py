@@ -47,6 +47,11 @@ class ImpactsPostprocessSection(StrictModel):
     merge_gap: int = Field(
         0, ge=0, description="join spans of one type at most this many O tokens apart (0 = off)"
     )
+    o_bias: float = Field(
+        0.0,
+        description="subtracted from the O score of every subword before the argmax (or the CRF's Viterbi): "
+        "above 0 more tokens are tagged inside spans, trading precision for recall",
+    )
 
 
 @register_schema("impacts", "encoder")

@@ -48,6 +48,9 @@ def _batch_tags(model: Any, pad_id: int, meta: dict, batch: list) -> list[list[s
     input_ids, attention_mask = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
     with torch.inference_mode():  # per call: inference mode is thread-local
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (batch, seq, labels)
+        if meta.get("o_bias"):  # a lower O score: more tokens inside spans (recall for precision)
+            logits = logits.clone()
+            logits[..., labels.index("O")] -= float(meta["o_bias"])
         if meta.get("crf"):
             valid = torch.zeros(input_ids.shape, dtype=torch.bool)
             for row, w in enumerate(batch):

@@ -250,6 +250,7 @@ def train_seed(
         "crf": m.crf,
         "base_model": m.name,
         "merge_gap": config.postprocess.merge_gap,
+        "o_bias": config.postprocess.o_bias,
     }
     trained = trainer.model.eval()
     main = is_main_process()
