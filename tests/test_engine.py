@@ -100,7 +100,7 @@ def test_a_duplicate_id_in_a_later_chunk_is_refused_and_no_output_appears(ade_ru
 @pytest.mark.parametrize(
     ("content", "problem", "row"),
     [
-        ("id,text\n1,fine\n2,   \n", "text is empty", 2),
+        ("id,text\n1,fine\n1,   \n", "duplicate id", 2),
         ("id,text\n1,fine\n2,ok,extra\n", "row has 3 fields", 2),
         ("name,body\n1,x\n", "missing column", None),
     ],

@@ -35,8 +35,6 @@ CASES = {
     "ade_tab.csv": (read_ade, None, ["missing column", "tab"]),
     "ade_header_only.csv": (read_ade, None, ["no data rows"]),
     "ade_empty.csv": (read_ade, None, ["empty"]),
-    "ade_empty_text.csv": (read_ade, 2, ["text is empty"]),
-    "ade_nan_text.csv": (read_ade, 2, ["text is empty"]),
     "ade_label_yes.csv": (read_ade, 2, ["label is 'yes'", "expected 0 or 1"]),
     "ade_label_2.csv": (read_ade, 2, ["label is '2'"]),
     "ade_label_minus1.csv": (read_ade, 2, ["label is '-1'"]),

@@ -321,7 +321,7 @@ def test_predict_command_decoding_switch_prints_the_repair_report(tiny_qwen3, tm
     sub = tmp_path / "sub.csv"
     outputs = {}
     for mode in ("free", "constrained"):
-        main(["predict", str(run), str(data), "-o", str(sub), "--decoding", mode, "--batch-size", "3", "-q"])
+        main(["predict", str(run), str(data), "-o", str(sub), "--decoding", mode, "--batch-size", "3"])
         err = capsys.readouterr().err
         line = next(x for x in err.splitlines() if "outputs needed repair" in x)
         assert line.startswith(f"{mode} decoding: ")

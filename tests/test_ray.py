@@ -59,8 +59,8 @@ def test_a_bad_shard_is_a_one_line_error(ade_run: Path, local_ray, tmp_path: Pat
 
     shards = tmp_path / "shards"
     shards.mkdir()
-    (shards / "bad.csv").write_text("id,text\n1,\n")
-    with pytest.raises(MedsiftError, match="text is empty"):
+    (shards / "bad.csv").write_text("id,text\n1,a\n1,b\n")
+    with pytest.raises(MedsiftError, match="duplicate id"):
         predict_shards_ray(ade_run, shards, tmp_path / "out")
     with pytest.raises(MedsiftError, match="folder of shard files"):
         predict_shards_ray(ade_run, shards / "bad.csv", tmp_path / "out")

@@ -52,7 +52,6 @@ ADE_BAD = {
     "ade_bad_quote.csv": 2,
     "ade_duplicate_id.csv": 3,
     "ade_empty.csv": None,
-    "ade_empty_text.csv": 2,
     "ade_header_only.csv": None,
     "ade_label_1_5.csv": 2,
     "ade_label_2.csv": 2,
@@ -61,7 +60,6 @@ ADE_BAD = {
     "ade_label_yes.csv": 2,
     "ade_missing_id.csv": 2,
     "ade_missing_text.csv": None,
-    "ade_nan_text.csv": 2,
     "ade_semicolon.csv": None,
     "ade_short_row.csv": 2,
     "ade_tab.csv": None,
@@ -311,6 +309,21 @@ def test_predict_unicode_file_with_extra_columns(ade_run, tmp_path, capsys):
     assert code == 0, err
     expected = pd.read_csv(GOOD / "ade_unicode.csv", dtype=str, keep_default_na=False)["id"].tolist()
     assert pd.read_csv(out, dtype=str, keep_default_na=False)["id"].tolist() == expected
+
+
+@pytest.mark.parametrize("name", ["ade_blank_text.csv", "ade_empty_text_cell.csv"])
+def test_blank_posts_are_predicted_and_counted_never_refused(name, ade_run, good, tmp_path, capsys):
+    """Official files hold posts whose text is one space: predict gives them a row, and says how many."""
+    out = tmp_path / "pred.csv"
+    code, _, err = run_main(["predict", ade_run, GOOD / name, "-o", out], capsys)
+    assert code == 0, err
+    assert pd.read_csv(out, dtype=str)["id"].tolist() == ["en_1", "en_2"]
+    assert "1 blank post(s)" in err
+    code, _, err = run_main(["predict", ade_run, GOOD / name, "-o", out, "-q"], capsys)
+    assert code == 0 and err == "", err
+    code, out_text, err = run_main(["score", "--task", "ade", GOOD / name, out, "--json"], capsys)
+    assert code == 0, err
+    assert '"support": 2' in out_text
 
 
 def test_predict_jsonl_bad_lines(corpus, ade_run, tmp_path, capsys):

@@ -34,19 +34,23 @@ class StrictModel(BaseModel):
 class TrainingSection(StrictModel):
     """Optimisation settings, passed through to ``transformers.TrainingArguments`` under the same names."""
 
-    learning_rate: float = 2e-5
-    per_device_train_batch_size: int = 16
-    per_device_eval_batch_size: int = 32
-    gradient_accumulation_steps: int = 1
-    num_train_epochs: float = 3.0
-    max_steps: int = -1
+    # Value ranges are checked here, before a run folder is made: torch would only refuse them (or, for a
+    # negative epoch count, silently train nothing) after the run had started.
+    learning_rate: float = Field(2e-5, gt=0)
+    per_device_train_batch_size: int = Field(16, ge=1)
+    per_device_eval_batch_size: int = Field(32, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    num_train_epochs: float = Field(
+        3.0, ge=0, description="0 (with max_steps <= 0) only for a zero-shot LLM run: no training at all."
+    )
+    max_steps: int = Field(-1, ge=-1, description="-1: train num_train_epochs; N > 0: stop after N steps.")
     lr_scheduler_type: str = "linear"
     warmup_steps: float = Field(
-        0.0, description="An int is a step count; a float in [0, 1) a ratio of all steps."
+        0.0, ge=0, description="An int is a step count; a float in [0, 1) a ratio of all steps."
     )
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    label_smoothing_factor: float = 0.0
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0)
+    label_smoothing_factor: float = Field(0.0, ge=0, lt=1)
     fp16: bool = False
     bf16: bool | Literal["auto"] = Field(
         False,
@@ -59,11 +63,11 @@ class TrainingSection(StrictModel):
     eval_steps: int | None = Field(
         None, ge=1, description="Optimizer steps between evaluations; required with eval_strategy: steps."
     )
-    save_total_limit: int | None = 2
-    logging_steps: int = 10
+    save_total_limit: int | None = Field(2, ge=1)
+    logging_steps: int = Field(10, ge=1)
     report_to: list[str] = Field(default_factory=list)
     train_sampling_strategy: Literal["random", "sequential", "group_by_length"] = "group_by_length"
-    dataloader_num_workers: int = 0
+    dataloader_num_workers: int = Field(0, ge=0)
     gradient_checkpointing: bool = False
     use_cpu: bool = False
     extra: dict[str, Any] = Field(

@@ -13,10 +13,15 @@ Layout (every kind of run shares the manifest; the rest depends on the kind)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
+import os
 import platform
+import shutil
+import socket
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -108,3 +113,69 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+LOCK = ".medsift.lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[Path]:
+    """Hold ``RUN_DIR/.medsift.lock`` while a command writes the run: a second one refuses, naming the first.
+
+    The lock is an ``flock`` on that file, so the kernel drops it when its process ends, even on SIGKILL: a
+    killed run never leaves a stale lock. The file says who holds it (pid, host, command, start time).
+    """
+    import fcntl
+
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MedsiftError("exists and is not a folder; choose another output_dir", file=run_dir)
+    path = run_dir / LOCK
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise MedsiftError(f"cannot create the run folder: {exc.strerror or exc}", file=run_dir) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+            raise MedsiftError(
+                f"another medsift command is writing this run ({holder}); wait for it to finish or choose "
+                "another output_dir",
+                file=run_dir,
+            ) from None
+        started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        note = f"pid {os.getpid()} on host {socket.gethostname()}, started {started}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, note.encode("utf-8"), 0)
+        yield path
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def clear_run(run_dir: str | Path) -> None:
+    """Empty a run folder for ``train --overwrite``, keeping only the lock the caller holds.
+
+    Only a folder medsift made is cleared: it must hold a run manifest, a resolved config or nothing else.
+    """
+    run_dir = Path(run_dir)
+    entries = [p for p in run_dir.iterdir() if p.name != LOCK]
+    if entries and not ((run_dir / MANIFEST).exists() or (run_dir / "config.yaml").exists()):
+        raise MedsiftError(
+            "--overwrite empties medsift run folders only, and this folder holds no medsift run "
+            f"({len(entries)} other entries); choose another output_dir",
+            file=run_dir,
+        )
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def has_progress(run_dir: str | Path) -> bool:
+    """Whether a run folder holds work worth resuming: a finished seed or a checkpoint."""
+    run_dir = Path(run_dir)
+    return any(run_dir.glob("seed-*/DONE")) or any(run_dir.glob("seed-*/checkpoint-*"))

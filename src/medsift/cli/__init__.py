@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import Annotated
 
 import typer
 
@@ -24,8 +25,23 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from medsift import __version__
+
+        typer.echo(f"medsift {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the medsift version and exit."
+        ),
+    ] = False,
+) -> None:
     """Health signals in social media: ADE detection (task 'ade') and impact span tagging (task 'impacts')."""
 
 
@@ -42,26 +58,78 @@ def _register_all() -> None:
 _register_all()
 
 
+def _click_classes() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(ClickException, Abort) classes of every click in use: typer >= 0.22 bundles its own (``typer._click``),
+    whose exceptions are no subclasses of the ``click`` package's, and older typer raises ``click``'s."""
+    usage: list[type] = []
+    abort: list[type] = [typer.Abort]
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        usage.append(module.ClickException)
+        if hasattr(module, "Abort"):
+            abort.append(module.Abort)
+    return tuple(usage), tuple(abort)
+
+
+def _usage_line(exc: Exception) -> str:
+    """Click's message as one line, with the command whose ``--help`` explains the usage."""
+    message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return message
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``PATH: reason`` for an OS error (unreadable input, unwritable output, a folder where a file goes)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
+def _fail(line: str, code: int = 2) -> None:
+    print(f"medsift: error: {line}", file=sys.stderr)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app and turn user errors into one line."""
+    """Console entry point: every mistake a user can make ends in one ``medsift: error:`` line, exit code 2.
+
+    That covers medsift's own errors, click's usage errors (missing argument, bad option value, unknown
+    option or command), OS errors (unreadable input, unwritable output) and input nested too deeply to parse.
+    """
+    usage, abort = _click_classes()
     try:
+        if (argv is None and len(sys.argv) == 1) or argv == []:
+            argv = ["--help"]  # bare `medsift`: the help, exit code 0
         code = app(args=argv, standalone_mode=False)
+        if code == 130:
+            print("medsift: interrupted", file=sys.stderr)
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except MedsiftError as exc:
-        print(f"medsift: error: {exc.render()}", file=sys.stderr)
-        sys.exit(2)
+        _fail(exc.render())
     except KeyboardInterrupt:
         print("medsift: interrupted", file=sys.stderr)
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors and the like
-        import click
+    except BrokenPipeError:  # `medsift ... -o - | head`: the reader left; say nothing more
+        import os
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as exc:
+        _fail(_os_error_line(exc))
+    except RecursionError:
+        _fail("the input is nested too deeply to read (more levels of brackets than Python can parse)")
+    except Exception as exc:
+        if isinstance(exc, usage):
+            _fail(_usage_line(exc), code=getattr(exc, "exit_code", 2) or 2)
+        if isinstance(exc, abort):
+            print("medsift: aborted", file=sys.stderr)
             sys.exit(1)
         raise

@@ -136,8 +136,9 @@ def register(app: typer.Typer) -> None:
         min_positives: Annotated[
             int,
             typer.Option(
+                min=0,
                 help="per_language: positive calib rows a language (or <lang>_cadec group) needs to get its own "
-                "threshold; groups with fewer use the --fallback threshold."
+                "threshold; groups with fewer use the --fallback threshold.",
             ),
         ] = 5,
         calibrate: Annotated[
@@ -148,7 +149,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Calib probabilities for members that lack them, one per member, in order."),
         ] = [],  # noqa: B006
         cross_fit: Annotated[
-            int | None, typer.Option(help="No calib rows: cross-fit K folds on the val rows.")
+            int | None, typer.Option(min=2, help="No calib rows: cross-fit K folds on the val rows.")
         ] = None,
         tie: Annotated[
             str | None,
@@ -181,6 +182,9 @@ def register(app: typer.Typer) -> None:
         ] = 0.0,
     ) -> None:
         """Combine ADE members (or impact-tagger runs, by token vote) into a run that `medsift predict` can use."""
+        from medsift.cli._streams import prepare_output_dir
+
+        prepare_output_dir(output)
         from medsift.impacts.ensemble import build_tagger_ensemble, is_impacts_run
 
         if members and all(is_impacts_run(m) for m in members):  # impact taggers vote token by token
@@ -233,8 +237,9 @@ def register(app: typer.Typer) -> None:
         min_positives: Annotated[
             int,
             typer.Option(
+                min=0,
                 help="per_language: positive calib rows a language (or <lang>_cadec group) needs to get its own "
-                "threshold; groups with fewer use the --fallback threshold."
+                "threshold; groups with fewer use the --fallback threshold.",
             ),
         ] = 5,
         shrink: Annotated[
@@ -281,7 +286,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def histograms(
         source: Annotated[Path, typer.Argument(help="A probability file with labels, or a run directory.")],
-        bins: Annotated[int, typer.Option(help="Equal-width bins over [0, 1].")] = 20,
+        bins: Annotated[int, typer.Option(min=1, help="Equal-width bins over [0, 1].")] = 20,
         png: Annotated[Path | None, typer.Option(help="Also draw the histograms into this PNG.")] = None,
     ) -> None:
         """Per-language probability histograms of positives vs negatives and their overlap coefficient."""
@@ -311,7 +316,9 @@ def register(app: typer.Typer) -> None:
     def threshold_shift_cmd(
         run_a: Annotated[Path, typer.Argument(help="Run directory or thresholds.json")],
         run_b: Annotated[Path, typer.Argument(help="Run directory or thresholds.json")],
-        drift: Annotated[float, typer.Option(help="Warn when a threshold moves at least this much.")] = 0.1,
+        drift: Annotated[
+            float, typer.Option(min=0, help="Warn when a threshold moves at least this much.")
+        ] = 0.1,
     ) -> None:
         """Thresholds of two runs side by side; warns about languages whose threshold drifted."""
         from rich.console import Console

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,12 +62,12 @@ def repair_line(repairs: dict[str, Any], constrained: bool | None = None) -> str
     )
 
 
-def _print_scores(result: dict[str, Any]) -> None:
+def _print_scores(result: dict[str, Any], *, stderr: bool = False) -> None:
     from rich.console import Console
 
     from medsift.cli import score as score_cli
 
-    scores, console = result["scores"], Console()
+    scores, console = result["scores"], Console(stderr=stderr)
     if result.get("task") == "ade":
         console.print(score_cli._ade_table(scores))
         return
@@ -119,6 +122,66 @@ def _truncation_lines(run_dir: Path, kind: str, result: dict[str, Any]) -> list[
     ]
 
 
+def _report_prediction(
+    run_dir: Path, manifest: Any, result: dict[str, Any], output: Path, *, as_json: bool, quiet: bool
+) -> None:
+    """What ``predict`` tells the user: rows written, blank and long posts, fallbacks (stderr), then scores.
+
+    ``-q`` silences the notes; scores go to stdout, or to stderr when stdout carries the submission (``-o -``).
+    """
+    to_stdout = output != Path("-")
+    if not quiet:
+        where = "standard output" if not to_stdout else str(output)
+        typer.echo(f"wrote {where} ({result.get('rows', '?')} rows)", err=True)
+        if result.get("blank_posts"):
+            typer.echo(
+                f"{result['blank_posts']} blank post(s) (empty or only whitespace) were predicted like any "
+                "other row (the model sees no text for them)",
+                err=True,
+            )
+        if result.get("repairs"):
+            typer.echo(repair_line(result["repairs"], result.get("constrained")), err=True)
+        for line in _truncation_lines(run_dir, manifest.kind, result):
+            typer.echo(line, err=True)
+        if result.get("fallback_rows"):
+            typer.echo(
+                f"{result['fallback_rows']} rows of group(s) {', '.join(result['fallback_groups'])} have no tuned "
+                "threshold of their own and used the fallback",
+                err=True,
+            )
+    if result.get("scores") and (to_stdout or not quiet):
+        if as_json:
+            typer.echo(json.dumps(result["scores"], indent=2, default=float), err=not to_stdout)
+        else:
+            _print_scores({**result, "task": manifest.task}, stderr=not to_stdout)
+
+
+@contextlib.contextmanager
+def locked_run_dir(run_dir: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Hold the run folder's lock while training writes it (one writer at a time, named to a second one).
+
+    ``overwrite`` empties it first. A start that fails before any seed finished or checkpointed removes the
+    folder it created, so the retry (with a fixed config or data file) is not refused as a different run.
+    Under ``torchrun`` / ``accelerate launch`` only the main process locks.
+    """
+    from medsift.runs import clear_run, has_progress, run_lock
+    from medsift.training import is_main_process
+
+    if not is_main_process():
+        yield run_dir
+        return
+    existed = run_dir.exists()
+    with run_lock(run_dir):
+        if overwrite:
+            clear_run(run_dir)
+        try:
+            yield run_dir
+        except BaseException:
+            if not existed and not has_progress(run_dir):
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
@@ -132,6 +195,13 @@ def register(app: typer.Typer) -> None:
         output_dir: Annotated[
             Path | None, typer.Option(help="Run directory (default: the config's output_dir).")
         ] = None,
+        overwrite: Annotated[
+            bool,
+            typer.Option(
+                "--overwrite",
+                help="Empty the run directory first (a finished or unfinished medsift run) and train anew.",
+            ),
+        ] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Train a model from a config. Started again after a kill, it resumes from the last checkpoint."""
@@ -140,9 +210,10 @@ def register(app: typer.Typer) -> None:
 
         if quiet:
             silence_libraries()
-        cfg = load_config(config, set_)
+        cfg = load_config(config, set_)  # validated (schema, value ranges) before anything is written
         trainer = load_entry(TRAINERS[(cfg.task, cfg.method)])
-        run_dir = trainer(cfg, run_dir=output_dir, quiet=quiet)
+        with locked_run_dir(output_dir or Path(cfg.output_dir), overwrite=overwrite) as run_dir:
+            run_dir = trainer(cfg, run_dir=run_dir, quiet=quiet)
         if (
             is_main_process()
         ):  # under accelerate launch / torchrun every process gets here; one line is enough
@@ -243,44 +314,36 @@ def register(app: typer.Typer) -> None:
         ADE runs also say how many posts were longer than the model's max_length and which long-post policy
         (model.long_posts) handled them.
         """
+        from medsift.cli._streams import STDIO, refuse_same_file, stdio_paths
         from medsift.runs import RunManifest
 
         if quiet:
             silence_libraries()
+        members = _member_files(member_probabilities)
+        extra = {"--probabilities": probabilities, "--spans-json": spans_json}
+        if STDIO in extra.values():
+            raise MedsiftError("only -o may be '-' (standard output)")
+        refuse_same_file([input_path, *(members or {}).values()], {"-o": output, **extra})
         manifest = RunManifest.load(run_dir)
         if manifest.kind not in PREDICTORS:
             raise MedsiftError(f"unknown run kind '{manifest.kind}'", file=run_dir)
         predictor = load_entry(PREDICTORS[manifest.kind])
-        result = call_with_options(
-            predictor,
-            run_dir,
-            input_path,
-            output,
-            probabilities=probabilities,
-            spans_json=spans_json,
-            backend=backend,
-            engine=engine,
-            decoding=decoding,
-            batch_size=batch_size,
-            member_probabilities=_member_files(member_probabilities),
-            quiet=quiet or None,
-        )
-        typer.echo(f"wrote {output} ({result.get('rows', '?')} rows)", err=True)
-        if result.get("repairs"):
-            typer.echo(repair_line(result["repairs"], result.get("constrained")), err=True)
-        for line in _truncation_lines(run_dir, manifest.kind, result):
-            typer.echo(line, err=True)
-        if result.get("fallback_rows"):
-            typer.echo(
-                f"{result['fallback_rows']} rows of group(s) {', '.join(result['fallback_groups'])} have no tuned "
-                "threshold of their own and used the fallback",
-                err=True,
+        with stdio_paths(input_path, output) as (real_input, real_output):
+            result = call_with_options(
+                predictor,
+                run_dir,
+                real_input,
+                real_output,
+                probabilities=probabilities,
+                spans_json=spans_json,
+                backend=backend,
+                engine=engine,
+                decoding=decoding,
+                batch_size=batch_size,
+                member_probabilities=members,
+                quiet=quiet or None,
             )
-        if result.get("scores"):
-            if as_json:
-                typer.echo(json.dumps(result["scores"], indent=2, default=float))
-            else:
-                _print_scores({**result, "task": manifest.task})
+        _report_prediction(run_dir, manifest, result, output, as_json=as_json, quiet=quiet)
 
     @app.command()
     def configs() -> None:
@@ -289,6 +352,12 @@ def register(app: typer.Typer) -> None:
 
         for name, path in sorted(shipped_configs().items()):
             raw = read_yaml(path)
+            model = (raw.get("model") or {}).get("name")
+            if raw.get("method") == "ensemble":  # a config that trains several members
+                model = "+".join(
+                    (m.get("model") or {}).get("name", m.get("method", "?"))
+                    for m in raw.get("members", {}).values()
+                )
             typer.echo(
-                f"{name:40s} task={raw.get('task')} method={raw.get('method', 'encoder')} model={raw.get('model', {}).get('name')}"
+                f"{name:40s} task={raw.get('task')} method={raw.get('method', 'encoder')} model={model}"
             )

@@ -18,18 +18,19 @@ def register(app: typer.Typer) -> None:
             ),
         ],
         host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 exposes it).")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+        port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
         backend: Annotated[str, typer.Option(help="torch, or onnx (after medsift export).")] = "torch",
-        max_batch: Annotated[int, typer.Option(help="Most posts in one request (more: 413).")] = 64,
+        max_batch: Annotated[int, typer.Option(min=1, help="Most posts in one request (more: 413).")] = 64,
         max_chars: Annotated[
             int,
             typer.Option(
+                min=1,
                 help="Longest post in characters (longer: 422). It also sets the body limit, max_batch x "
-                "(12 x max_chars + 64) + 65536 bytes (GET /v1/model: max_body_bytes); a larger body: 413."
+                "(12 x max_chars + 64) + 65536 bytes (GET /v1/model: max_body_bytes); a larger body: 413.",
             ),
         ] = 20000,
         max_wait_ms: Annotated[
-            float, typer.Option(help="How long a request waits for others to share its model call.")
+            float, typer.Option(min=0, help="How long a request waits for others to share its model call.")
         ] = 5.0,
     ) -> None:
         """Serve a run over HTTP: POST /v1/ade or /v1/impacts, GET /health, /v1/model, docs at /docs."""

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from medsift.errors import MedsiftError
+from medsift.io.ade import count_blank
 from medsift.io.atomic import atomic_write
 from medsift.io.chunks import JSON_SUFFIXES as _JSON
 from medsift.io.chunks import read_chunks
@@ -84,6 +85,7 @@ def predict_stream(
         raise MedsiftError("output must end in .csv, .jsonl or .parquet", file=output)
     classifier = classifier or load_classifier(run_dir, backend=backend)
     ids_in, ids_out, gold, predicted, languages, truncated, labelled = 0, [], [], [], [], 0, False
+    blank = 0  # posts that are empty or only whitespace: predicted like any other, and counted
     bar = tqdm(disable=quiet, desc="posts", unit="post")
     with contextlib.ExitStack() as stack:
         fh = stack.enter_context(atomic_write(output, "wb" if suffix == ".parquet" else "w"))
@@ -91,6 +93,7 @@ def predict_stream(
         writer = _Writer(fh, suffix)
         for chunk in read_chunks(input_path, chunk_rows):
             ids_in += len(chunk)
+            blank += count_blank(chunk["text"])
             pred = classifier.predict(
                 chunk["text"].tolist(),
                 chunk["language"].tolist(),
@@ -127,7 +130,12 @@ def predict_stream(
                 f"internal error: {len(ids_out)} output rows for {ids_in} input rows", file=output
             )
     bar.close()
-    result: dict[str, Any] = {"rows": ids_in, "positives": int(sum(predicted)), "truncated": truncated}
+    result: dict[str, Any] = {
+        "rows": ids_in,
+        "positives": int(sum(predicted)),
+        "truncated": truncated,
+        "blank_posts": blank,
+    }
     if gold and all(not pd.isna(g) for g in gold):
         from medsift.scoring import score_ade
 

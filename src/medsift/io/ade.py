@@ -22,6 +22,7 @@ ADE_COLUMNS = ["id", "text", "label", "language", "origin", "type", "split", "so
 OFFICIAL_TEST_COLUMNS = ("id", "text", "origin", "type", "language", "split")
 _LABELS = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
 _OPTIONAL_TEXT = ("language", "origin", "type", "split")
+TOO_DEEP = "JSON nested too deeply to read (more levels of brackets than the parser allows)"
 
 
 def parse_label(value: str, path: str | Path, row: int, *, column: str = "label") -> int:
@@ -57,11 +58,10 @@ def _labels(frame: pd.DataFrame, use: bool, path: Path) -> pd.Series:
     return pd.Series(values, index=frame.index, dtype="Int64")
 
 
-def _check_texts(texts: pd.Series, path: Path) -> None:
-    empty = texts.str.strip().eq("")
-    if empty.any():
-        row = int(empty.idxmax())
-        raise MedsiftError("text is empty (or only whitespace); every row needs a post", file=path, row=row)
+def count_blank(texts: pd.Series) -> int:
+    """Posts that are empty or only whitespace. Official files hold some (a text of one space): they are
+    valid rows, kept and predicted like any post (``predict`` says how many it saw), never refused."""
+    return int(texts.astype(str).str.strip().eq("").sum())
 
 
 def _check_ids(ids: pd.Series, path: Path, *, column: str = "id") -> None:
@@ -98,13 +98,13 @@ def read_ade(path: str | Path, *, labelled: bool | None = None) -> pd.DataFrame:
 
     ``labelled=True`` requires labels, ``False`` ignores them, ``None`` uses them when present.
     Only ``id`` and ``text`` are required; missing ``language/origin/type/split`` become ``""``.
-    Errors (empty text, missing or duplicate id, a label other than 0/1) name the file and the row.
+    Errors (a missing or duplicate id, a label other than 0/1) name the file and the row; a blank post (empty
+    or only whitespace, as official files hold) is a valid row.
     """
     path = Path(path)
     required = ["id", "text", "label"] if labelled else ["id", "text"]
     frame = load_csv(path, required, what="Task 1 (ade) CSV")
     _check_ids(frame["id"], path)
-    _check_texts(frame["text"], path)
     return _assemble(frame, _labels(frame, _use_labels(frame, labelled, path), path), path)
 
 
@@ -145,6 +145,8 @@ def _json_records(path: Path) -> list[tuple[int, dict]]:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise MedsiftError(f"invalid JSON: {exc.msg}", file=path, row=exc.lineno) from None
+        except RecursionError:
+            raise MedsiftError(TOO_DEEP, file=path) from None
         records = list(enumerate(items, start=1))
     else:
         records = []
@@ -155,6 +157,8 @@ def _json_records(path: Path) -> list[tuple[int, dict]]:
                 records.append((number, json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise MedsiftError(f"invalid JSON on this line: {exc.msg}", file=path, row=number) from None
+            except RecursionError:
+                raise MedsiftError(TOO_DEEP, file=path, row=number) from None
     if not records:
         raise MedsiftError(
             "file has no records; expected one JSON object per line with a 'text' field", file=path
@@ -230,7 +234,6 @@ def read_texts(path: str | Path, *, labelled: bool | None = None) -> pd.DataFram
         frame["id"] = ""
     frame["id"] = [value if str(value).strip() else f"row-{row}" for row, value in frame["id"].items()]
     _check_ids(frame["id"], path)
-    _check_texts(frame["text"], path)
     return _assemble(frame, _labels(frame, _use_labels(frame, labelled, path), path), path)
 
 

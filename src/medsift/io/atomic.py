@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from medsift.errors import MedsiftError
+
 
 @contextlib.contextmanager
 def atomic_write(
@@ -19,8 +21,7 @@ def atomic_write(
 ) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success fsync and rename it over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _open_temporary(path)
     binary = "b" in mode
     try:
         with os.fdopen(
@@ -31,11 +32,50 @@ def atomic_write(
             # mkstemp creates 0600 files; an output must get the mode any new file gets (umask)
             os.fchmod(fh.fileno(), 0o666 & ~current_umask())
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise _cannot_write(path, exc) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse, before any work, an output path no file can be written to (a folder, or under a file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise MedsiftError("is a folder; expected a file name to write", file=path)
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise MedsiftError(f"cannot write here: {parent} is a file, not a folder", file=path)
+
+
+def prepare_output(path: str | Path) -> None:
+    """Before any work: refuse an output that cannot be written, and make its folder (as a write would)."""
+    path = Path(path)
+    check_writable(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise MedsiftError(f"cannot write: no permission to write in {path.parent}", file=path)
+
+
+def _open_temporary(path: Path) -> tuple[int, str]:
+    check_writable(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+
+
+def _cannot_write(path: Path, exc: OSError) -> MedsiftError:
+    """An OS error on an output as one line naming the output (not the temporary file beside it)."""
+    return MedsiftError(f"cannot write: {exc.strerror or exc}", file=path)
 
 
 def current_umask() -> int:

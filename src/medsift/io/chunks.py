@@ -24,9 +24,9 @@ from medsift.errors import MedsiftError
 from medsift.io._load import check_columns, refuse_nul_values, refuse_surrogates
 from medsift.io.ade import (
     OFFICIAL_TEST_COLUMNS,
+    TOO_DEEP,
     _assemble,
     _check_ids,
-    _check_texts,
     _labels,
     _use_labels,
     json_post,
@@ -219,6 +219,8 @@ def _json_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, bo
                     raise MedsiftError(
                         f"invalid JSON on this line: {exc.msg}", file=path, row=number
                     ) from None
+                except RecursionError:
+                    raise MedsiftError(TOO_DEEP, file=path, row=number) from None
                 if not isinstance(record, dict):
                     raise MedsiftError(
                         f"expected a JSON object, found {type(record).__name__}", file=path, row=number
@@ -298,7 +300,6 @@ def numbered_chunks(path: str | Path, chunk_rows: int = 4096) -> Iterator[tuple[
                 )
                 raise MedsiftError(problem, file=path, row=int(row))
             seen[value] = int(row)
-        _check_texts(frame["text"], path)
         rows = [int(row) for row in frame.index]
         yield rows, _assemble(frame, _labels(frame, _use_labels(frame, None, path), path), path)
     if empty:
