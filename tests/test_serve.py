@@ -40,14 +40,19 @@ def client(app):
 
 
 def test_health_model_and_openapi(client, ade_run: Path):
-    assert client.get("/health").json() == {"status": "ok", "kind": "ade-classifier"}
+    from medsift import __version__
+
+    health = client.get("/health").json()
+    assert health == {"status": "ok", "kind": "ade-classifier", "version": __version__}
     info = client.get("/v1/model").json()
     assert info["manifest"]["kind"] == "ade-classifier" and info["manifest"]["seeds"] == [7]
+    assert info["version"] == __version__
     assert info["limits"] == {
         "max_batch": 4,
         "max_chars": 200,
         "max_wait_ms": 20,
         "max_body_bytes": 4 * (12 * 200 + 64) + 65536,
+        "body_timeout_s": 10.0,
     }
     assert "thresholds" in info
     paths = client.get("/openapi.json").json()["paths"]
@@ -55,6 +60,79 @@ def test_health_model_and_openapi(client, ade_run: Path):
     for path in ("/v1/ade", "/v1/impacts"):  # the refusals are documented
         assert {"200", "413", "422"} <= set(paths[path]["post"]["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_model_info_shows_file_names_and_hashes_never_absolute_paths(client, ade_run: Path):
+    from medsift.runs import RunManifest
+
+    manifest = RunManifest.load(ade_run)
+    info = client.get("/v1/model").json()
+    expected = [{"file": Path(p).name, "sha256": h} for p, h in manifest.data.items()]
+    assert info["manifest"]["data"] == expected and expected
+    text = json.dumps(info)
+    assert str(ade_run.parent) not in text and "/tmp/" not in text, text
+
+
+def test_results_echo_the_request_ids_in_order(client):
+    texts = ["I got a rash from it", "fine today", "headache again"]
+    ids = ["z9", "a1", "m5"]
+    got = client.post("/v1/ade", json={"texts": texts, "ids": ids}).json()["results"]
+    assert [r["id"] for r in got] == ids
+    alone = [client.post("/v1/ade", json={"texts": [t]}).json()["results"][0] for t in texts]
+    assert [r["p_ade"] for r in got] == pytest.approx([r["p_ade"] for r in alone], abs=1e-6)
+    assert [r["id"] for r in client.post("/v1/ade", json={"texts": texts}).json()["results"]] == [
+        "0",
+        "1",
+        "2",
+    ]
+    for bad in (["a", "b"], ["a", "a", "b"], ["x" * 300, "b", "c"], [1, 2, 3]):
+        answer = client.post("/v1/ade", json={"texts": texts, "ids": bad})
+        assert answer.status_code == 422, bad
+
+
+def test_a_short_or_slow_body_times_out_with_408():
+    """A client that promises more bytes than it sends (Content-Length) gets a 408, not an open connection."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from medsift.serve import errors
+
+    app = FastAPI()
+    app.router.route_class = errors.SafeJsonRoute
+
+    @app.post("/echo")
+    async def echo(body: dict) -> dict:
+        return body
+
+    app.add_middleware(errors.BodyTimeout, seconds=0.5)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        request = b'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":'
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            start = time.monotonic()
+            sock.sendall(request)
+            answer = b""
+            while b"within" not in answer and (chunk := sock.recv(4096)):
+                answer += chunk
+            assert time.monotonic() - start < 4
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"did not arrive within 0.5 s" in answer
+        full = b'{"a": 1}'
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(request.split(b"Content-Length")[0] + b"Content-Length: 8\r\n\r\n" + full)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        server.should_exit = True
+        thread.join(5)
 
 
 def test_ade_scores_equal_the_python_api(client, ade_run: Path):

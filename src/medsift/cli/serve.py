@@ -32,6 +32,13 @@ def register(app: typer.Typer) -> None:
         max_wait_ms: Annotated[
             float, typer.Option(min=0, help="How long a request waits for others to share its model call.")
         ] = 5.0,
+        body_timeout: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                help="Seconds a request may take to send its body (a short or trickled body gets a 408); 0: no limit.",
+            ),
+        ] = 10.0,
     ) -> None:
         """Serve a run over HTTP: POST /v1/ade or /v1/impacts, GET /health, /v1/model, docs at /docs."""
         import uvicorn
@@ -39,6 +46,11 @@ def register(app: typer.Typer) -> None:
         from medsift.serve import create_app
 
         web = create_app(
-            run_dir, backend=backend, max_batch=max_batch, max_chars=max_chars, max_wait_ms=max_wait_ms
+            run_dir,
+            backend=backend,
+            max_batch=max_batch,
+            max_chars=max_chars,
+            max_wait_ms=max_wait_ms,
+            body_timeout_s=body_timeout,
         )
         uvicorn.run(web, host=host, port=port, log_level="info")

@@ -10,12 +10,14 @@ request), never with a 500; :mod:`medsift.serve.errors` lists every case.
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
 
+from medsift import __version__
 from medsift.errors import MedsiftError
 from medsift.runs import RunManifest, read_json
 from medsift.serve import errors
@@ -27,9 +29,31 @@ from medsift.serve.schemas import (
     ImpactsResult,
     SpanOut,
     request_models,
+    with_ids,
 )
 
 ADE_KINDS = {"ade-classifier", "ade-ensemble"}
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:-])(?:/[^\s/,;:'\"()]+)+/([^\s/,;:'\"()]+)")
+
+
+def without_paths(value: Any) -> Any:
+    """``value`` with every absolute path cut to its file name: the service never shows the server's folders."""
+    if isinstance(value, str):
+        return _ABSOLUTE_PATH.sub(r"\1", value)
+    if isinstance(value, dict):
+        return {without_paths(k): without_paths(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_paths(v) for v in value]
+    return value
+
+
+def public_manifest(manifest: RunManifest) -> dict[str, Any]:
+    """The manifest as ``/v1/model`` shows it: data files by name and SHA-256, no absolute path anywhere."""
+    info = asdict(manifest)
+    info["data"] = [{"file": Path(path).name, "sha256": digest} for path, digest in manifest.data.items()]
+    return without_paths(info)
+
+
 IMPACT_KINDS = {"impacts-tagger", "impacts-ensemble"}
 
 
@@ -114,6 +138,7 @@ def create_app(
     max_batch: int = 64,
     max_chars: int = 20000,
     max_wait_ms: float = 5,
+    body_timeout_s: float = 10.0,
 ) -> FastAPI:
     """The service for one run; the model is loaded here, once. ``max_batch`` caps texts per request,
     ``max_chars`` characters per text; bodies over :func:`errors.max_body_bytes` are refused unread."""
@@ -141,51 +166,57 @@ def create_app(
 
     app = FastAPI(
         title="medsift",
-        version="1",
+        version=__version__,
         description=f"Serving run {run_dir.name} ({manifest.kind}).",
         lifespan=lifespan,
         max_body_size=max_body,
     )
     app.router.route_class = errors.SafeJsonRoute  # every unparseable body is a 422 (see errors.py)
     errors.install(app)
+    app.add_middleware(errors.BodyTimeout, seconds=body_timeout_s)
     app.state.batchers = {"ade": ade, "impacts": impacts}
 
     @app.get("/health")
     async def health() -> dict[str, str]:
-        return {"status": "ok", "kind": manifest.kind}
+        return {"status": "ok", "kind": manifest.kind, "version": __version__}
 
     @app.get("/v1/model")
     async def model() -> dict[str, Any]:
-        info: dict[str, Any] = {"run": run_dir.name, "manifest": asdict(manifest), "backend": backend}
+        info: dict[str, Any] = {
+            "run": run_dir.name,
+            "version": __version__,
+            "manifest": public_manifest(manifest),
+            "backend": backend,
+        }
         info["limits"] = {
             "max_batch": max_batch,
             "max_chars": max_chars,
             "max_wait_ms": max_wait_ms,
             "max_body_bytes": max_body,
+            "body_timeout_s": body_timeout_s,
         }
         if manifest.kind == "ade-ensemble":
             spec = read_json(run_dir / "ensemble.json")
             info["thresholds"], info["members"] = spec["policy"], [m["name"] for m in spec["members"]]
         elif (run_dir / "thresholds.json").exists():
             info["thresholds"] = read_json(run_dir / "thresholds.json")
-        return info
+        return without_paths(info)
 
     async def score_ade(body: Any) -> AdeResponse:
         if ade is None:
             raise HTTPException(404, f"this run is '{manifest.kind}'; POST /v1/impacts instead")
         languages = body.languages or [""] * len(body.texts)
-        return AdeResponse(results=await ade.submit(list(zip(body.texts, languages, strict=True))))
+        results = await ade.submit(list(zip(body.texts, languages, strict=True)))
+        return AdeResponse(results=with_ids(results, body.ids))
 
     async def score_impacts(body: Any) -> ImpactsResponse:
         if impacts is None:
             raise HTTPException(404, f"this run is '{manifest.kind}'; POST /v1/ade instead")
         if body.texts is not None:
-            return ImpactsResponse(
-                unit="char", results=await impacts.submit([("text", t) for t in body.texts])
-            )
-        return ImpactsResponse(
-            unit="token", results=await impacts.submit([("tokens", t) for t in body.tokens])
-        )
+            results = await impacts.submit([("text", t) for t in body.texts])
+            return ImpactsResponse(unit="char", results=with_ids(results, body.ids))
+        results = await impacts.submit([("tokens", t) for t in body.tokens])
+        return ImpactsResponse(unit="token", results=with_ids(results, body.ids))
 
     # The request models are built per app (they carry max_chars), so the annotations are set as objects:
     # postponed string annotations could not be resolved by FastAPI from this function's scope.

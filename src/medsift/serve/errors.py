@@ -16,11 +16,12 @@ back either), and unencodable characters in a field name are shown escaped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -129,3 +130,37 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TooManyPosts)
     async def too_many(request: Request, exc: TooManyPosts) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=413)
+
+
+class BodyTimeout:
+    """ASGI middleware: a body not received in full within ``seconds`` of the request's start gets a 408.
+
+    Without it a client that sends less than its ``Content-Length`` (or trickles the body a byte at a time)
+    holds a connection and a worker forever. The limit covers the body only; once it is in, nothing is timed.
+    """
+
+    def __init__(self, app: Any, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or self.seconds <= 0:
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        complete = False
+
+        async def timed_receive() -> dict:
+            nonlocal complete
+            if complete:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"the request body did not arrive within {self.seconds:g} s (check Content-Length)"
+                ) from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed_receive, send)

@@ -38,6 +38,21 @@ def _count_first(data: Any, max_batch: int | None, keys: tuple[str, ...]) -> Any
     return data
 
 
+def _check_ids(ids: list[str] | None, posts: int) -> None:
+    if ids is None:
+        return
+    if len(ids) != posts:
+        raise ValueError(f"{len(ids)} ids for {posts} posts; give one per post")
+    if len(set(ids)) != len(ids):
+        raise ValueError("ids must be unique within a request")
+
+
+def with_ids(results: list[Any], ids: list[str] | None) -> list[Any]:
+    """Each result with its post's id (the request's, else the 0-based position), in request order."""
+    names = ids if ids is not None else [str(i) for i in range(len(results))]
+    return [r.model_copy(update={"id": name}) for r, name in zip(results, names, strict=True)]
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("text is empty or only whitespace")
@@ -45,6 +60,9 @@ def _not_blank(value: str) -> str:
 
 
 class AdeResult(BaseModel):
+    id: str | None = Field(
+        None, description="The request's id for this post (ids), else its 0-based position."
+    )
     p_ade: float = Field(description="Probability of an adverse drug event (mean over the run's seeds).")
     label: int = Field(description="1 when p_ade >= threshold, else 0.")
     threshold: float = Field(
@@ -64,6 +82,9 @@ class SpanOut(BaseModel):
 
 
 class ImpactsResult(BaseModel):
+    id: str | None = Field(
+        None, description="The request's id for this post (ids), else its 0-based position."
+    )
     spans: list[SpanOut]
     tags: list[str] | None = Field(None, description="BIO tag per input token (token input only).")
 
@@ -78,6 +99,8 @@ def request_models(max_chars: int, max_batch: int | None = None) -> tuple[type[B
     and (with :class:`TooManyPosts`) requests of more than ``max_batch`` posts."""
     Text = Annotated[StrictStr, StringConstraints(max_length=max_chars), AfterValidator(_not_blank)]
     Token = Annotated[StrictStr, StringConstraints(min_length=1, max_length=max_chars)]
+    Ids = list[Annotated[StrictStr, StringConstraints(max_length=256)]] | None
+    ids_help = "Optional id per post (at most 256 characters), echoed in each result, in order."
 
     class AdeRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -86,6 +109,7 @@ def request_models(max_chars: int, max_batch: int | None = None) -> tuple[type[B
             None,
             description="ISO code per post (en, de, ...; at most 64 characters); selects per-language thresholds.",
         )
+        ids: Ids = Field(None, description=ids_help)
 
         @model_validator(mode="before")
         @classmethod
@@ -98,6 +122,7 @@ def request_models(max_chars: int, max_batch: int | None = None) -> tuple[type[B
                 raise ValueError(
                     f"{len(self.languages)} languages for {len(self.texts)} texts; give one per text"
                 )
+            _check_ids(self.ids, len(self.texts))
             return self
 
     class ImpactsRequest(BaseModel):
@@ -108,6 +133,7 @@ def request_models(max_chars: int, max_batch: int | None = None) -> tuple[type[B
         tokens: list[Annotated[list[Token], Field(min_length=1)]] | None = Field(
             None, description="Pre-split posts; spans come back with token indices, plus one tag per token."
         )
+        ids: Ids = Field(None, description=ids_help)
 
         @model_validator(mode="before")
         @classmethod
@@ -124,6 +150,7 @@ def request_models(max_chars: int, max_batch: int | None = None) -> tuple[type[B
             for i, post in enumerate(self.tokens or []):
                 if sum(len(t) + 1 for t in post) > max_chars:
                     raise ValueError(f"post {i} is longer than {max_chars} characters")
+            _check_ids(self.ids, len(posts))
             return self
 
     return AdeRequest, ImpactsRequest
