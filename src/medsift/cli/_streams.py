@@ -40,6 +40,20 @@ def spool_stdin(folder: Path) -> Path:
     return path
 
 
+def spool_posts() -> list[str]:
+    """Posts from standard input, one per non-blank line (the rules of ``medsift.io.read_posts``)."""
+    from medsift.io import read_posts
+
+    with tempfile.TemporaryDirectory(prefix="medsift-") as tmp:
+        path = Path(tmp) / "stdin.txt"
+        with open(path, "wb") as fh:
+            shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+        try:
+            return read_posts(path)[1]
+        except MedsiftError as exc:
+            raise MedsiftError(exc.problem, file="<stdin>", row=exc.row) from None
+
+
 def refuse_same_file(inputs: list[Path], outputs: dict[str, Path | None]) -> None:
     """An output may not be an input (it would be overwritten before or while it is read), nor another output."""
     seen: dict[Path, str] = {}
