@@ -8,6 +8,7 @@ A :class:`~medsift.errors.MedsiftError` becomes one ``medsift: error: ...`` line
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 from typing import Annotated
@@ -55,7 +56,49 @@ def _register_all() -> None:
             register(app)
 
 
+# `medsift --help` lists commands in the order of the work: train, predict, score, then the decision layer,
+# deployment, reports and helpers; a command not named here (a new one) comes last.
+WORKFLOW = (
+    "train",
+    "predict",
+    "score",
+    "cv",
+    "ensemble",
+    "thresholds",
+    "distill",
+    "export",
+    "serve",
+    "tag",
+    "report",
+    "compare",
+    "histograms",
+    "threshold-shift",
+    "configs",
+    "models",
+)
+
+
+def _command_name(info) -> str:
+    return info.name or info.callback.__name__.replace("_", "-")
+
+
+def _workflow_order() -> None:
+    rank = {name: k for k, name in enumerate(WORKFLOW)}
+    app.registered_commands.sort(key=lambda info: rank.get(_command_name(info), len(rank)))
+
+
 _register_all()
+_workflow_order()
+
+
+def _command():
+    """The click command of ``app``, every positional argument shown in capitals (RUN_DIR, INPUT, CONFIG)."""
+    command = typer.main.get_command(app)
+    for sub in getattr(command, "commands", {}).values():
+        for param in sub.params:
+            if param.param_type_name == "argument" and param.metavar is None:
+                param.metavar = param.name.upper()
+    return command
 
 
 def _click_classes() -> tuple[tuple[type, ...], tuple[type, ...]]:
@@ -102,10 +145,16 @@ def main(argv: list[str] | None = None) -> None:
     option or command), OS errors (unreadable input, unwritable output) and input nested too deeply to parse.
     """
     usage, abort = _click_classes()
+    # medsift's own bars and tables only: transformers' load reports (with raw ANSI codes) and its
+    # "Loading weights" / "Writing model shards" bars stay silent unless the user asks for them.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not sys.stdout.isatty():  # piped: rich would cut tables at 80 columns
+        os.environ.setdefault("COLUMNS", "160")
     try:
         if (argv is None and len(sys.argv) == 1) or argv == []:
             argv = ["--help"]  # bare `medsift`: the help, exit code 0
-        code = app(args=argv, standalone_mode=False)
+        code = _command().main(args=argv, prog_name="medsift", standalone_mode=False)
         if code == 130:
             print("medsift: interrupted", file=sys.stderr)
         if isinstance(code, int) and code != 0:
@@ -118,8 +167,6 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except BrokenPipeError:  # `medsift ... -o - | head`: the reader left; say nothing more
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     except OSError as exc:

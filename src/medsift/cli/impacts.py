@@ -17,9 +17,7 @@ def register(app: typer.Typer) -> None:
         ],
         texts: Annotated[
             list[str] | None,
-            typer.Argument(
-                metavar="[TEXT]...", help="Posts to tag (or use --file); '-' reads standard input."
-            ),
+            typer.Argument(metavar="TEXT", help="Posts to tag (or use --file); '-' reads standard input."),
         ] = None,
         file: Annotated[
             Path | None,

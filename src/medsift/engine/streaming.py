@@ -86,8 +86,8 @@ def predict_stream(
     classifier = classifier or load_classifier(run_dir, backend=backend)
     ids_in, ids_out, gold, predicted, languages, truncated, labelled = 0, [], [], [], [], 0, False
     blank = 0  # posts that are empty or only whitespace: predicted like any other, and counted
-    bar = tqdm(disable=quiet, desc="posts", unit="post")
     with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(tqdm(disable=quiet, desc="posts", unit="post"))  # closed on errors too
         fh = stack.enter_context(atomic_write(output, "wb" if suffix == ".parquet" else "w"))
         pfh = stack.enter_context(atomic_write(probabilities)) if probabilities is not None else None
         writer = _Writer(fh, suffix)
@@ -129,7 +129,6 @@ def predict_stream(
             raise MedsiftError(
                 f"internal error: {len(ids_out)} output rows for {ids_in} input rows", file=output
             )
-    bar.close()
     result: dict[str, Any] = {
         "rows": ids_in,
         "positives": int(sum(predicted)),
