@@ -146,3 +146,19 @@ def test_overwrite_retrains_a_finished_run_but_never_empties_a_foreign_folder(ti
     code, _, err = run_main(["train", cfg, "-q", "--overwrite", "--output-dir", foreign], capfd)
     assert code == 2 and "holds no medsift run" in err
     assert (foreign / "holiday.jpg").exists()
+
+
+def test_classifier_runs_report_rows_that_used_the_fallback_threshold(ade_run, tmp_path, capfd):
+    import shutil
+
+    run = tmp_path / "per-language"
+    shutil.copytree(ade_run, run)
+    code, _, err = run_main(["thresholds", run, "--mode", "per_language", "--min-positives", "1"], capfd)
+    assert code == 0, err
+    posts = tmp_path / "posts.csv"
+    posts.write_text(
+        "id,text,language\n1,dard daram,fa\n2,I got a rash,en\n3,sar dard,fa\n", encoding="utf-8"
+    )
+    code, _, err = run_main(["predict", run, posts, "-o", tmp_path / "o.csv"], capfd)
+    assert code == 0, err
+    assert "2 rows of group(s) fa have no tuned threshold of their own and used the fallback" in err

@@ -46,3 +46,20 @@ def register(app: typer.Typer) -> None:
             run_dir, quantize=int8 if quantize else False, quiet=quiet, calibration=calibration
         ):
             typer.echo(str(path))
+        for note in _probe_fallbacks(run_dir):
+            typer.secho(f"WARNING: {note}", err=True, fg="yellow")
+
+
+def _probe_fallbacks(run_dir: Path) -> list[str]:
+    """A warning per seed whose int8 calibration fell back to the built-in probe posts (few, generic)."""
+    import json
+
+    notes = []
+    for report in sorted(run_dir.glob("seed-*/onnx/export.json")):
+        source = json.loads(report.read_text(encoding="utf-8")).get("int8", {}).get("calibration", "")
+        if "built-in probe posts" in source:
+            notes.append(
+                f"{report.parent.parent.name}: int8 calibration used {source} (the training files were not "
+                "found); give real posts with --calibration for ranges that match your data"
+            )
+    return notes

@@ -57,7 +57,8 @@ def _rich_compare(columns: list[str], rows: list[dict], best: dict[str, set[int]
     from rich.table import Table
 
     title = "runs side by side" + (f" on {split} rows" if split else " (split: test, else calib, else val)")
-    table = Table(title=title, box=box.SIMPLE_HEAVY, caption="★ = best in column (higher is better)")
+    caption = "★ = best in column (higher is better)" if best else "no best marked"
+    table = Table(title=title, box=box.SIMPLE_HEAVY, caption=caption)
     for column in columns:
         numeric = column not in ("run", "kind", "split")
         # Scores need room for "0.1234★": never let rich squeeze them into an ellipsis.
@@ -76,6 +77,25 @@ def _rich_compare(columns: list[str], rows: list[dict], best: dict[str, set[int]
             cells.append(f"[bold green]{text}★[/]" if i in best.get(column, set()) else text)
         table.add_row(*cells)
     return table
+
+
+def _scored_rows(loaded: list, rows: list[dict]) -> dict[str, list[str]]:
+    """Runs grouped by the rows their scores come from (a fingerprint of the scored ids, or of the data)."""
+    import hashlib
+
+    groups: dict[str, list[str]] = {}
+    for run, row in zip(loaded, rows, strict=True):
+        split = row.get("split")
+        frame = run.probabilities.get(split) if run.task == "ade" else None
+        if frame is not None:
+            key = "ids:" + "\n".join(sorted(frame["id"].astype(str)))
+        elif split == "test":
+            key = "impacts test file"
+        else:  # a tagger's dev scores: its dev rows are those of its data files
+            key = "data:" + ",".join(sorted(run.manifest.data.values()))
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        groups.setdefault(digest, []).append(run.name)
+    return groups
 
 
 def register(app: typer.Typer) -> None:
@@ -154,6 +174,16 @@ def register(app: typer.Typer) -> None:
         loaded = _load(runs, test, pred, quiet=True)
         columns, rows = compare_rows(loaded, split.value if split else None)
         best = best_per_column(columns, rows)
+        groups = _scored_rows(loaded, rows)
+        if len(groups) > 1:  # a "best" over different rows would compare different questions
+            best = {}
+            described = "; ".join(", ".join(names) for names in groups.values())
+            typer.secho(
+                f"WARNING: the runs were scored on different rows ({described}); no best is marked. Compare "
+                "on the same held-out file with --test/--pred, or on one --split of runs trained on the same data.",
+                err=True,
+                fg="yellow",
+            )
         if as_json:
             payload = {"columns": columns, "rows": rows, "best": {k: sorted(v) for k, v in best.items()}}
             typer.echo(json.dumps(payload, indent=2, default=float, allow_nan=True))

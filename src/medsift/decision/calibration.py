@@ -64,6 +64,20 @@ def fit_temperature(y: npt.ArrayLike, p: npt.ArrayLike) -> float:
     return float(np.exp(result.x))
 
 
+def temperature_warning(temperature: float, member: str) -> str | None:
+    """A warning when a fitted temperature sits at a bound of its search range: the fit did not converge to
+    an interior optimum (e.g. a member whose calib probabilities are all on the wrong side), so the map is
+    not a calibration but a clamp, and the member's calibrated probabilities are close to 0.5 or to 0/1."""
+    low, high = np.exp(_LOG_T_BOUNDS)
+    if temperature > low * 1.01 and temperature < high / 1.01:
+        return None
+    return (
+        f"temperature calibration of member {member} stopped at the bound T = {temperature:.3g} (search range "
+        f"{low:g}..{high:g}): its calib rows do not support a temperature; check the member, or use "
+        "--calibrate none / platt"
+    )
+
+
 def apply_temperature(p: npt.ArrayLike, temperature: float) -> np.ndarray:
     """``sigmoid(logit(p) / T)``."""
     if not temperature > 0:

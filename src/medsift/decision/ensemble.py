@@ -23,7 +23,12 @@ import numpy as np
 import pandas as pd
 
 from medsift.decision.by_language import GroupWeights, fit_group_weights
-from medsift.decision.calibration import Calibrator, calibrate_members, expected_calibration_error
+from medsift.decision.calibration import (
+    Calibrator,
+    calibrate_members,
+    expected_calibration_error,
+    temperature_warning,
+)
 from medsift.decision.ensemble_report import ensemble_report
 from medsift.decision.members import FILES_KIND, Member, MemberPredictor, load_given_members
 from medsift.decision.thresholds import (
@@ -263,7 +268,12 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
                 "out_of_fold_score": out_of_fold,
             },
         },
-        "warnings": _warnings(tuned_on),
+        "warnings": _warnings(tuned_on)
+        + [
+            w
+            for m, c in zip(members, cals, strict=True)
+            if c.method == "temperature" and (w := temperature_warning(c.temperature, m.name))
+        ],
         "ece": ece,
     }
 

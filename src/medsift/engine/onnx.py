@@ -163,7 +163,10 @@ def calibration_posts(
             raise MedsiftError("calibration file not found", file=calibration)
         files = [Path(calibration)]
     else:
-        files = [Path(f) for f in config.data.train if Path(f).is_file()]
+        from medsift.config import resolve_data_path
+
+        # sample:NAME training files are read from the bundled sample (they were probe posts before)
+        files = [path for path in map(resolve_data_path, config.data.train) if path.is_file()]
     posts = spread([post for f in files for post in read(f)] or list(probes))
     return posts, f"{len(posts)} posts from {', '.join(map(str, files)) or 'built-in probe posts'}"
 

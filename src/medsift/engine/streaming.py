@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
@@ -77,6 +78,7 @@ def predict_stream(
     """Score ``input_path`` chunk by chunk into ``output``; returns rows, positives, truncated (and scores)."""
     from tqdm.auto import tqdm
 
+    from medsift.decision import threshold_groups
     from medsift.engine.backends import load_classifier
 
     input_path, output = Path(input_path), Path(output)
@@ -86,6 +88,7 @@ def predict_stream(
     classifier = classifier or load_classifier(run_dir, backend=backend)
     ids_in, ids_out, gold, predicted, languages, truncated, labelled = 0, [], [], [], [], 0, False
     blank = 0  # posts that are empty or only whitespace: predicted like any other, and counted
+    groups: Counter[str] = Counter()  # rows per threshold group (<lang> or <lang>_cadec)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(tqdm(disable=quiet, desc="posts", unit="post"))  # closed on errors too
         fh = stack.enter_context(atomic_write(output, "wb" if suffix == ".parquet" else "w"))
@@ -94,6 +97,7 @@ def predict_stream(
         for chunk in read_chunks(input_path, chunk_rows):
             ids_in += len(chunk)
             blank += count_blank(chunk["text"])
+            groups.update(threshold_groups(chunk["id"].astype(str), chunk["language"].astype(str)))
             pred = classifier.predict(
                 chunk["text"].tolist(),
                 chunk["language"].tolist(),
@@ -134,6 +138,7 @@ def predict_stream(
         "positives": int(sum(predicted)),
         "truncated": truncated,
         "blank_posts": blank,
+        **_fallbacks(Path(run_dir), groups),
     }
     if gold and all(not pd.isna(g) for g in gold):
         from medsift.scoring import score_ade
@@ -143,6 +148,21 @@ def predict_stream(
             frame, pd.DataFrame({"id": ids_out, "predicted_label": predicted})
         ).to_dict()
     return result
+
+
+def _fallbacks(run_dir: Path, groups: Counter[str]) -> dict[str, Any]:
+    """Rows whose threshold group has no tuned threshold of its own (per-language runs), as ensembles report."""
+    from medsift.decision import ThresholdPolicy
+    from medsift.runs import read_json
+
+    path = run_dir / "thresholds.json"
+    if not path.is_file():
+        return {}
+    policy = ThresholdPolicy.from_dict(read_json(path))
+    if policy.mode != "per_language":
+        return {}
+    fell_back = sorted(g for g in groups if g not in policy.thresholds)
+    return {"fallback_rows": sum(groups[g] for g in fell_back), "fallback_groups": fell_back}
 
 
 def _csv_row(fh: IO, row: list[Any]) -> None:
