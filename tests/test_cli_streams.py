@@ -162,3 +162,21 @@ def test_classifier_runs_report_rows_that_used_the_fallback_threshold(ade_run, t
     code, _, err = run_main(["predict", run, posts, "-o", tmp_path / "o.csv"], capfd)
     assert code == 0, err
     assert "2 rows of group(s) fa have no tuned threshold of their own and used the fallback" in err
+
+
+def test_every_finished_run_carries_a_model_card(ade_run, tmp_path, capfd):
+    import shutil
+
+    from medsift.runs import RunManifest
+
+    card = (ade_run / "README.md").read_text(encoding="utf-8")
+    manifest = RunManifest.load(ade_run)
+    for path, digest in manifest.data.items():
+        assert f"| `{Path(path).name}` | `{digest}` |" in card
+    for heading in ("## Intended use", "## Training data", "## Scores", "## Thresholds", "## Limits"):
+        assert heading in card
+    assert "| all |" in card and str(ade_run.parent) not in card
+    run = tmp_path / "retuned"
+    shutil.copytree(ade_run, run)
+    assert run_main(["thresholds", run, "--mode", "per_language", "--min-positives", "1"], capfd)[0] == 0
+    assert "Mode `per_language`" in (run / "README.md").read_text(encoding="utf-8")

@@ -77,6 +77,10 @@ class RunManifest:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, run_dir: str | Path) -> None:
+        """Write the model card (README.md), then the manifest: the manifest, written last, marks the run finished."""
+        from medsift.card import write_model_card
+
+        write_model_card(run_dir, self)
         atomic_write_text(
             Path(run_dir) / MANIFEST, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
         )

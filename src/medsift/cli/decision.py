@@ -281,6 +281,9 @@ def register(app: typer.Typer) -> None:
         )
         policy.notes.append(f"tuned on {len(rows)} calib rows of {calib}")
         write_json(run / "thresholds.json", policy.to_dict())
+        from medsift.card import write_model_card
+
+        write_model_card(run, RunManifest.load(run))  # the card shows the thresholds in use
         Console().print(_policy_table(policy, f"thresholds of {run} (tuned on {len(rows)} calib rows)"))
 
     @app.command()
