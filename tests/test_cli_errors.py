@@ -135,6 +135,12 @@ def test_os_errors_are_one_line_with_exit_code_2(files, tmp_path):
     assert not list(tmp_path.glob("o.csv")) and not list(tmp_path.glob(".o.csv*"))
 
 
+def test_tag_refuses_an_empty_post_and_an_empty_stdin_as_the_service_does(files):
+    assert_one_line(medsift("tag", files["run"], "fine", " "), "post 2 is empty")
+    assert_one_line(medsift("tag", files["run"], "-", stdin=b"\n  \n"), "<stdin>", "no posts")
+    assert_one_line(medsift("tag", files["run"], "--file", "-", stdin=b""), "<stdin>")
+
+
 def test_train_output_dir_that_cannot_be_made_is_one_line(files, tmp_path):
     config = tmp_path / "cfg.yaml"
     config.write_text(f"task: ade\ndata: {{train: [{files['posts']}]}}\nmodel: {{name: x}}\n")

@@ -28,8 +28,6 @@ def register(app: typer.Typer) -> None:
         """Tag raw text with an impact tagger and print its spans (label, character offsets, text)."""
         from medsift.cli._streams import STDIO, spool_posts
         from medsift.errors import MedsiftError
-        from medsift.impacts.model import progress_bars
-        from medsift.impacts.predict import SpanTagger
         from medsift.io import read_posts
 
         posts: list[str] = []
@@ -44,6 +42,9 @@ def register(app: typer.Typer) -> None:
             posts += spool_posts() if file == STDIO else read_posts(file)[1]
         if not posts:
             raise MedsiftError("nothing to tag: give posts as arguments, '-' (standard input) or --file")
+        from medsift.impacts.model import progress_bars  # torch: only once the posts are known good
+        from medsift.impacts.predict import SpanTagger
+
         with progress_bars(False):
             tagger = SpanTagger.from_run(run_dir)
         for n, spans in enumerate(tagger.tag_texts(posts), start=1):
