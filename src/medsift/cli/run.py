@@ -133,6 +133,11 @@ def _report_prediction(
     if not quiet:
         where = "standard output" if not to_stdout else str(output)
         typer.echo(f"wrote {where} ({result.get('rows', '?')} rows)", err=True)
+        if result.get("resumed_rows"):
+            typer.echo(
+                f"resumed a killed run: {result['resumed_rows']} rows it had scored were kept, not scored again",
+                err=True,
+            )
         if result.get("blank_posts"):
             typer.echo(
                 f"{result['blank_posts']} blank post(s) (empty or only whitespace) were predicted like any "

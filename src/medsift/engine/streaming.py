@@ -21,6 +21,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from medsift.engine.resume import RESUMABLE, ResumableOutputs
 from medsift.errors import MedsiftError
 from medsift.io.ade import count_blank
 from medsift.io.atomic import atomic_write
@@ -34,9 +35,9 @@ _RECORD_COLUMNS = ["id", "language", "p_ade", "predicted_label", "threshold"]
 class _Writer:
     """Appends scored chunks to an open temporary file in the format the output suffix names."""
 
-    def __init__(self, fh: IO, suffix: str):
+    def __init__(self, fh: IO, suffix: str, *, header: bool = True):
         self.fh, self.suffix, self.parquet = fh, suffix, None
-        if suffix == ".csv":
+        if suffix == ".csv" and header:
             _csv_row(fh, ["id", "predicted_label"])
 
     def write(self, records: pd.DataFrame) -> None:
@@ -86,28 +87,33 @@ def predict_stream(
     if suffix not in {".csv", ".parquet", *_JSON}:
         raise MedsiftError("output must end in .csv, .jsonl or .parquet", file=output)
     classifier = classifier or load_classifier(run_dir, backend=backend)
-    ids_in, ids_out, gold, predicted, languages, truncated, labelled = 0, [], [], [], [], 0, False
-    blank = 0  # posts that are empty or only whitespace: predicted like any other, and counted
-    groups: Counter[str] = Counter()  # rows per threshold group (<lang> or <lang>_cadec)
+    ids_out, gold, predicted, languages = [], [], [], []
+    counts: dict[str, Any] = {"truncated": 0, "blank": 0, "groups": {}, "labelled": False}
+    skipped = 0  # rows scored by an earlier, killed run of the same command (resumed, not scored again)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(tqdm(disable=quiet, desc="posts", unit="post"))  # closed on errors too
-        fh = stack.enter_context(atomic_write(output, "wb" if suffix == ".parquet" else "w"))
-        pfh = stack.enter_context(atomic_write(probabilities)) if probabilities is not None else None
-        writer = _Writer(fh, suffix)
-        for chunk in read_chunks(input_path, chunk_rows):
-            ids_in += len(chunk)
-            blank += count_blank(chunk["text"])
-            groups.update(threshold_groups(chunk["id"].astype(str), chunk["language"].astype(str)))
-            pred = classifier.predict(
-                chunk["text"].tolist(),
-                chunk["language"].tolist(),
-                batch_tokens=batch_tokens,
-                ids=chunk["id"].astype(str).tolist(),
+        if suffix in RESUMABLE:
+            fingerprint = _fingerprint(
+                run_dir, input_path, suffix, probabilities, backend, chunk_rows, batch_tokens
             )
-            if len(pred.labels) != len(chunk):
-                raise MedsiftError(
-                    f"internal error: {len(pred.labels)} predictions for {len(chunk)} rows", file=input_path
-                )
+            outputs = stack.enter_context(ResumableOutputs(output, probabilities, fingerprint))
+            fh, pfh, done = outputs.fh, outputs.pfh, outputs.done_chunks
+            counts = outputs.counters or counts
+            predicted = outputs.done_labels(suffix)
+        else:
+            outputs, done = None, 0
+            fh = stack.enter_context(atomic_write(output, "wb" if suffix == ".parquet" else "w"))
+            pfh = stack.enter_context(atomic_write(probabilities)) if probabilities is not None else None
+        writer = _Writer(fh, suffix, header=not done)
+        for k, chunk in enumerate(read_chunks(input_path, chunk_rows)):
+            ids_out.extend(chunk["id"].tolist())
+            gold.extend(chunk["label"].tolist())
+            languages.extend(chunk["language"].tolist())
+            if k < done:  # validated again, not scored again
+                skipped += len(chunk)
+                bar.update(len(chunk))
+                continue
+            pred = _score_chunk(classifier, chunk, batch_tokens, input_path)
             records = pd.DataFrame(
                 {
                     "id": chunk["id"].to_numpy(),
@@ -119,20 +125,28 @@ def predict_stream(
             )[_RECORD_COLUMNS]
             writer.write(records)
             if pfh is not None:
-                if not ids_out:  # the label column is written when the first chunk is labelled
-                    labelled = bool(chunk["label"].notna().all())
-                _write_probabilities(pfh, chunk, pred, labelled=labelled, first=not ids_out)
-            ids_out.extend(chunk["id"].tolist())
-            gold.extend(chunk["label"].tolist())
-            languages.extend(chunk["language"].tolist())
+                if k == 0:  # the label column is written when the first chunk is labelled
+                    counts["labelled"] = bool(chunk["label"].notna().all())
+                _write_probabilities(pfh, chunk, pred, labelled=counts["labelled"], first=k == 0)
             predicted.extend(pred.labels.tolist())
-            truncated += pred.n_truncated
+            counts["truncated"] += pred.n_truncated
+            counts["blank"] += count_blank(chunk["text"])
+            for group in threshold_groups(chunk["id"].astype(str), chunk["language"].astype(str)):
+                counts["groups"][group] = counts["groups"].get(group, 0) + 1
+            if outputs is not None:
+                outputs.commit(k + 1, counts)
             bar.update(len(chunk))
         writer.close()
-        if len(ids_out) != ids_in or len(set(ids_out)) != ids_in:  # checked before the rename
+        if len(predicted) != len(ids_out) or len(set(ids_out)) != len(ids_out):  # checked before the rename
             raise MedsiftError(
-                f"internal error: {len(ids_out)} output rows for {ids_in} input rows", file=output
+                f"internal error: {len(predicted)} output rows for {len(ids_out)} input rows", file=output
             )
+    ids_in, truncated, blank, groups = (
+        len(ids_out),
+        counts["truncated"],
+        counts["blank"],
+        Counter(counts["groups"]),
+    )
     result: dict[str, Any] = {
         "rows": ids_in,
         "positives": int(sum(predicted)),
@@ -140,6 +154,8 @@ def predict_stream(
         "blank_posts": blank,
         **_fallbacks(Path(run_dir), groups),
     }
+    if skipped:
+        result["resumed_rows"] = skipped
     if gold and all(not pd.isna(g) for g in gold):
         from medsift.scoring import score_ade
 
@@ -148,6 +164,40 @@ def predict_stream(
             frame, pd.DataFrame({"id": ids_out, "predicted_label": predicted})
         ).to_dict()
     return result
+
+
+def _score_chunk(classifier: Any, chunk: pd.DataFrame, batch_tokens: int | None, input_path: Path) -> Any:
+    pred = classifier.predict(
+        chunk["text"].tolist(),
+        chunk["language"].tolist(),
+        batch_tokens=batch_tokens,
+        ids=chunk["id"].astype(str).tolist(),
+    )
+    if len(pred.labels) != len(chunk):
+        raise MedsiftError(
+            f"internal error: {len(pred.labels)} predictions for {len(chunk)} rows", file=input_path
+        )
+    return pred
+
+
+def _fingerprint(
+    run_dir, input_path: Path, suffix: str, probabilities, backend, chunk_rows, batch_tokens
+) -> dict:
+    """What must not change for a killed prediction to be resumed: the run, the input file, the options."""
+    run, stat = Path(run_dir).resolve(), input_path.stat()
+    manifest = run / "medsift_run.json"
+    return {
+        "run": str(run),
+        "run_manifest_mtime_ns": manifest.stat().st_mtime_ns if manifest.exists() else None,
+        "input": str(input_path.resolve()),
+        "input_size": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns,
+        "output_format": suffix,
+        "probabilities": None if probabilities is None else str(Path(probabilities).resolve()),
+        "backend": backend,
+        "chunk_rows": chunk_rows,
+        "batch_tokens": batch_tokens,
+    }
 
 
 def _fallbacks(run_dir: Path, groups: Counter[str]) -> dict[str, Any]:
