@@ -142,9 +142,32 @@ def finish_seed(seed_dir: str | Path, metrics: dict[str, Any], done: dict[str, A
 
 
 def train_resumable(trainer: Any, checkpoint_dir: str | Path) -> Any:
-    """Run ``trainer.train``, resuming from the newest checkpoint under ``checkpoint_dir`` if there is one."""
+    """Run ``trainer.train``, resuming from the newest checkpoint under ``checkpoint_dir`` if there is one.
+
+    The Trainer's progress bar stays, but its raw log dicts (``{'loss': ...}`` lines between the bar's
+    redraws) do not: the latest loss shows in the bar, and every log entry goes to ``train_log.jsonl`` in the
+    seed folder (beside ``checkpoints/``).
+    """
+    _tidy_progress(trainer, Path(checkpoint_dir).parent / "train_log.jsonl")
     resume = last_checkpoint(checkpoint_dir)
     return trainer.train(resume_from_checkpoint=resume)
+
+
+def _tidy_progress(trainer: Any, log_file: Path) -> None:
+    from transformers.trainer_callback import ProgressCallback
+
+    class TidyProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            with open(log_file, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"step": state.global_step, **logs}, default=str) + "\n")
+            shown = {k: f"{logs[k]:.4g}" for k in ("loss", "eval_loss") if isinstance(logs.get(k), float)}
+            if shown and self.training_bar is not None:
+                self.training_bar.set_postfix(shown, refresh=False)
+
+    if trainer.pop_callback(ProgressCallback) is not None:  # only when the bar is on (not --quiet)
+        trainer.add_callback(TidyProgress())
 
 
 def epoch_history(trainer: Any) -> list[dict[str, Any]]:
