@@ -195,3 +195,12 @@ def test_deeply_nested_yaml_config_is_one_line(tmp_path):
     config = tmp_path / "deep.yaml"
     config.write_text("task: ade\nx: " + "[" * 50_000 + "]" * 50_000 + "\n")
     assert_one_line(medsift("train", config), "deep.yaml")
+
+
+def test_a_shipped_config_run_from_elsewhere_names_the_missing_file_and_the_fix(tmp_path):
+    """The papers' configs name ../shared/data/...: from another folder that is one line saying what to --set."""
+    line = assert_one_line(
+        medsift("train", "ade-xlmr-large-ce", cwd=tmp_path), "train_en.csv", "--set 'data.train="
+    )
+    assert "shipped config 'ade-xlmr-large-ce'" in line
+    assert list(tmp_path.iterdir()) == []  # no run folder made

@@ -259,6 +259,33 @@ def load_config(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Stri
     return parse_config(raw, source=path)
 
 
+def check_data_files(config: Any, name_or_path: str | Path) -> None:
+    """Refuse, before a run folder is made, a config whose training or dev file is not there.
+
+    The papers' shipped configs name ``../shared/data/...`` relative to the repository's parent; run from
+    elsewhere, the message says which file is missing and how to point the config at a copy.
+    """
+    data = getattr(config, "data", None)
+    named = [("data.train", f) for f in (getattr(data, "train", None) or [])]
+    if getattr(data, "dev", None):
+        named.append(("data.dev", data.dev))
+    for key, value in named:
+        path = resolve_data_path(value)
+        if path.exists():
+            continue
+        shipped = (
+            not Path(str(name_or_path)).exists()
+            and str(name_or_path).removesuffix(".yaml") in shipped_configs()
+        )
+        hint = (
+            f"the shipped config '{name_or_path}' names it relative to the folder you run from; give your copy "
+            f"with --set '{key}=" + ("[PATH, ...]'" if key == "data.train" else "PATH'")
+            if shipped
+            else f"relative paths are read from the folder you run from ({Path.cwd()}); fix {key} or use --set"
+        )
+        raise ConfigError(f"{key} file not found ({hint})", file=value)
+
+
 def resolve_data_path(value: str | Path) -> Path:
     """``sample:NAME`` → the bundled sample file; other paths are relative to the working directory."""
     text = str(value)

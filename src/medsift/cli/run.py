@@ -210,12 +210,13 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Train a model from a config. Started again after a kill, it resumes from the last checkpoint."""
-        from medsift.config import load_config
+        from medsift.config import check_data_files, load_config
         from medsift.training import is_main_process
 
         if quiet:
             silence_libraries()
         cfg = load_config(config, set_)  # validated (schema, value ranges) before anything is written
+        check_data_files(cfg, config)
         trainer = load_entry(TRAINERS[(cfg.task, cfg.method)])
         with locked_run_dir(output_dir or Path(cfg.output_dir), overwrite=overwrite) as run_dir:
             run_dir = trainer(cfg, run_dir=run_dir, quiet=quiet)
