@@ -120,7 +120,22 @@ def test_predict_killed_half_way_through_20000_posts_resumes_byte_identical(ade_
     import random
 
     rng = random.Random(1)
-    words = ["I", "took", "the", "pill", "and", "got", "a", "headache", "rash", "fine", "today", "sleep", "nausea", "pain"]
+    words = [
+        "I",
+        "took",
+        "the",
+        "pill",
+        "and",
+        "got",
+        "a",
+        "headache",
+        "rash",
+        "fine",
+        "today",
+        "sleep",
+        "nausea",
+        "pain",
+    ]
     posts = tmp_path / "posts.csv"
     with open(posts, "w", encoding="utf-8") as fh:
         fh.write("id,text,language\n")
@@ -155,3 +170,14 @@ def test_predict_killed_half_way_through_20000_posts_resumes_byte_identical(ade_
     assert f"resumed a killed run: {done} rows it had scored were kept, not scored again" in err
     assert out.read_bytes() == (tmp_path / "ref.csv").read_bytes()
     assert out.with_suffix(".p.csv").read_bytes() == (tmp_path / "ref.p.csv").read_bytes()
+
+
+def test_count_rows_gives_the_progress_bar_its_total(tmp_path):
+    from medsift.io.chunks import count_rows
+
+    csv_file = tmp_path / "p.csv"
+    csv_file.write_text('id,text\n1,"two\nlines"\n2,b\n\n3,c\n', encoding="utf-8")
+    lines = tmp_path / "p.jsonl"
+    lines.write_text('{"text": "a"}\n\n{"text": "b"}\n', encoding="utf-8")
+    assert count_rows(csv_file) == 3 and count_rows(lines) == 2
+    assert count_rows(tmp_path / "missing.csv") is None  # the reader names the problem, not the bar

@@ -128,7 +128,7 @@ def _usage_line(exc: Exception) -> str:
 
 def _os_error_line(exc: OSError) -> str:
     """``PATH: reason`` for an OS error (unreadable input, unwritable output, a folder where a file goes)."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
+    reason = " ".join((exc.strerror or str(exc) or type(exc).__name__).split())  # one line, always
     names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
     return f"{' -> '.join(names)}: {reason}" if names else reason
 

@@ -26,7 +26,7 @@ from medsift.errors import MedsiftError
 from medsift.io.ade import count_blank
 from medsift.io.atomic import atomic_write
 from medsift.io.chunks import JSON_SUFFIXES as _JSON
-from medsift.io.chunks import read_chunks
+from medsift.io.chunks import count_rows, read_chunks
 
 __all__ = ["predict_file", "predict_stream", "read_chunks"]
 _RECORD_COLUMNS = ["id", "language", "p_ade", "predicted_label", "threshold"]
@@ -91,7 +91,10 @@ def predict_stream(
     counts: dict[str, Any] = {"truncated": 0, "blank": 0, "groups": {}, "labelled": False}
     skipped = 0  # rows scored by an earlier, killed run of the same command (resumed, not scored again)
     with contextlib.ExitStack() as stack:
-        bar = stack.enter_context(tqdm(disable=quiet, desc="posts", unit="post"))  # closed on errors too
+        total = None if quiet else count_rows(input_path)  # a total gives the bar its ETA
+        bar = stack.enter_context(
+            tqdm(total=total, disable=quiet, desc="posts", unit="post")
+        )  # closed on errors
         if suffix in RESUMABLE:
             fingerprint = _fingerprint(
                 run_dir, input_path, suffix, probabilities, backend, chunk_rows, batch_tokens
