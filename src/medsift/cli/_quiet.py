@@ -1,7 +1,7 @@
 """Quiet mode for scripts: no progress bars, load reports or library warnings from the libraries medsift drives.
 
-With ``-q`` a successful command leaves stderr empty; medsift's own warnings (WARNING: lines, the counts of
-long or blank posts) are switched off by the commands themselves.
+``predict -q`` also drops its own notes (rows written, long and blank posts), so that a successful run
+leaves stderr empty; WARNING: lines about a result that may be wrong are never silenced.
 """
 
 from __future__ import annotations
