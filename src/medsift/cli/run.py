@@ -161,6 +161,25 @@ def _report_prediction(
             _print_scores({**result, "task": manifest.task}, stderr=not to_stdout)
 
 
+def _predict_on_ray(
+    run_dir: Path, manifest: Any, shards: Path, out_dir: Path, probabilities: Path | None, backend: str | None
+) -> dict[str, Any]:
+    """``--engine ray`` for an ensemble, tagger or LLM run: each shard through the kind's own predictor."""
+    from medsift.engine.ray_engine import predict_shards_ray
+
+    if probabilities is not None:
+        raise MedsiftError("--probabilities is not used with --engine ray (each shard gets its own file)")
+    return predict_shards_ray(
+        run_dir,
+        shards,
+        out_dir,
+        backend=backend or "torch",
+        probabilities=manifest.task == "ade",
+        predictor=PREDICTORS[manifest.kind],
+        task=manifest.task,
+    )
+
+
 @contextlib.contextmanager
 def locked_run_dir(run_dir: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Hold the run folder's lock while training writes it (one writer at a time, named to a second one).
@@ -289,7 +308,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         engine: Annotated[
             str | None,
-            typer.Option(help="ADE: local (streaming, default) or ray (INPUT and -o are folders of shards)."),
+            typer.Option(
+                help="local (default) or ray: INPUT and -o are folders of shards, scored on a local Ray instance "
+                "(every run kind; classifier shards keep their format, other kinds write <shard>.csv)."
+            ),
         ] = None,
         decoding: Annotated[
             str | None,
@@ -320,19 +342,30 @@ def register(app: typer.Typer) -> None:
         ADE runs also say how many posts were longer than the model's max_length and which long-post policy
         (model.long_posts) handled them.
         """
-        from medsift.cli._streams import STDIO, refuse_same_file, stdio_paths
+        from medsift.cli._streams import STDIO, prepare_output_dir, refuse_same_file, stdio_paths
         from medsift.runs import RunManifest
 
         if quiet:
             silence_libraries()
         members = _member_files(member_probabilities)
         extra = {"--probabilities": probabilities, "--spans-json": spans_json}
-        if STDIO in extra.values():
-            raise MedsiftError("only -o may be '-' (standard output)")
-        refuse_same_file([input_path, *(members or {}).values()], {"-o": output, **extra})
+        if STDIO in extra.values() or (engine == "ray" and STDIO in (input_path, output)):
+            raise MedsiftError("only -o may be '-' (standard output), and not with --engine ray")
+        if engine == "ray":  # INPUT and -o are folders of shards
+            if input_path.resolve() == output.resolve():
+                raise MedsiftError(
+                    "-o is the folder of input shards; write the outputs to another folder", file=output
+                )
+            prepare_output_dir(output)
+        else:
+            refuse_same_file([input_path, *(members or {}).values()], {"-o": output, **extra})
         manifest = RunManifest.load(run_dir)
         if manifest.kind not in PREDICTORS:
             raise MedsiftError(f"unknown run kind '{manifest.kind}'", file=run_dir)
+        if engine == "ray" and manifest.kind != "ade-classifier":  # a classifier: its streaming entry's path
+            result = _predict_on_ray(run_dir, manifest, input_path, output, probabilities, backend)
+            _report_prediction(run_dir, manifest, result, output, as_json=as_json, quiet=quiet)
+            return
         predictor = load_entry(PREDICTORS[manifest.kind])
         with stdio_paths(input_path, output) as (real_input, real_output):
             result = call_with_options(

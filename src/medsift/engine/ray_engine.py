@@ -16,34 +16,57 @@ import numpy as np
 from medsift.errors import MedsiftError
 
 SHARD_SUFFIXES = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
+# impact taggers also read plain-text posts and CoNLL files
+TAGGER_SHARD_SUFFIXES = (*SHARD_SUFFIXES, ".txt", ".conll", ".bio", ".iob", ".iob2")
 
 
 class _ShardScorer:
-    """Ray Data callable class: loads the classifier in ``__init__`` (once per actor)."""
+    """Ray Data callable class: loads the classifier in ``__init__`` (once per actor).
 
-    def __init__(self, run_dir: str, backend: str, threads: int):
+    With ``predictor`` (``"module:function"``, the ``predict_file`` of another run kind: an ensemble, a tagger,
+    an LLM run) each shard goes through that function, the one ``medsift predict`` calls, so a shard's output
+    is the file ``medsift predict`` writes for it; that function loads the run's models per shard.
+    """
+
+    def __init__(self, run_dir: str, backend: str, threads: int, predictor: str | None = None):
         import torch
 
-        from medsift.engine.backends import load_classifier
-
         torch.set_num_threads(threads)
-        self.run_dir = run_dir
-        self.classifier = load_classifier(run_dir, backend=backend, device="cpu", threads=threads)
+        self.run_dir, self.backend, self.classifier, self.predict = run_dir, backend, None, None
+        if predictor:
+            import importlib
+
+            module, name = predictor.split(":")
+            self.predict = getattr(importlib.import_module(module), name)
+        else:
+            from medsift.engine.backends import load_classifier
+
+            self.classifier = load_classifier(run_dir, backend=backend, device="cpu", threads=threads)
+
+    def _score(self, shard: str, output: str, probs: str) -> dict[str, Any]:
+        if self.predict is None:
+            from medsift.engine.streaming import predict_stream
+
+            return predict_stream(
+                self.run_dir,
+                shard,
+                output,
+                probabilities=probs or None,
+                quiet=True,
+                classifier=self.classifier,
+            )
+        import inspect
+
+        options = {"probabilities": Path(probs) if probs else None, "quiet": True, "backend": self.backend}
+        accepted = inspect.signature(self.predict).parameters
+        given = {k: v for k, v in options.items() if k in accepted and v is not None}
+        return self.predict(Path(self.run_dir), Path(shard), Path(output), **given)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from medsift.engine.streaming import predict_stream
-
         rows, errors = [], []
         for shard, output, probs in zip(batch["shard"], batch["output"], batch["probabilities"], strict=True):
             try:
-                result = predict_stream(
-                    self.run_dir,
-                    shard,
-                    output,
-                    probabilities=probs or None,
-                    quiet=True,
-                    classifier=self.classifier,
-                )
+                result = self._score(shard, output, probs)
             except MedsiftError as exc:  # sent back as data: the driver re-raises it as a one-line error
                 rows.append(0)
                 errors.append(exc.render())
@@ -58,13 +81,18 @@ class _ShardScorer:
         }
 
 
-def list_shards(shard_dir: Path) -> list[Path]:
-    """The shard files of a folder (csv, jsonl, parquet), sorted by name."""
+def list_shards(shard_dir: Path, suffixes: tuple[str, ...] = SHARD_SUFFIXES) -> list[Path]:
+    """The shard files of a folder (csv, jsonl, parquet; taggers also txt and CoNLL), sorted by name."""
     if not shard_dir.is_dir():
         raise MedsiftError("--engine ray expects a folder of shard files as INPUT", file=shard_dir)
-    shards = sorted(p for p in shard_dir.iterdir() if p.is_file() and p.suffix.lower() in SHARD_SUFFIXES)
+    shards = sorted(p for p in shard_dir.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
     if not shards:
-        raise MedsiftError(f"no shard files ({', '.join(SHARD_SUFFIXES)}) in this folder", file=shard_dir)
+        raise MedsiftError(f"no shard files ({', '.join(suffixes)}) in this folder", file=shard_dir)
+    names = [p.stem for p in shards]
+    if len(set(names)) != len(names):
+        raise MedsiftError(
+            "two shards share a name (e.g. a.csv and a.jsonl): their outputs would collide", file=shard_dir
+        )
     return shards
 
 
@@ -77,16 +105,21 @@ def predict_shards_ray(
     num_cpus: int | None = None,
     workers: int | None = None,
     probabilities: bool = False,
+    predictor: str | None = None,
+    task: str = "ade",
 ) -> dict[str, Any]:
     """Score every shard of ``shard_dir`` into ``out_dir/<shard name>`` (same format; CSV = submission).
 
     With ``probabilities`` each shard also gets ``<stem>.probabilities.csv``. Starts a local Ray instance
-    (``num_cpus``) unless one is already running, and stops it again if it started it.
+    (``num_cpus``) unless one is already running, and stops it again if it started it. ``predictor``
+    (``"module:function"``) scores the shards of a run that is not an ADE classifier (an ensemble, an impact
+    tagger, an LLM run) with that run kind's ``predict_file``; each shard's submission is then
+    ``out_dir/<shard stem>.csv``.
     """
     import ray
 
     shard_dir, out_dir = Path(shard_dir), Path(out_dir)
-    shards = list_shards(shard_dir)
+    shards = list_shards(shard_dir, TAGGER_SHARD_SUFFIXES if task == "impacts" else SHARD_SUFFIXES)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = not ray.is_initialized()
     if started:
@@ -97,7 +130,7 @@ def predict_shards_ray(
         items = [
             {
                 "shard": str(shard),
-                "output": str(out_dir / shard.name),
+                "output": str(out_dir / (f"{shard.stem}.csv" if predictor else shard.name)),
                 "probabilities": str(out_dir / f"{shard.stem}.probabilities.csv") if probabilities else "",
             }
             for shard in shards
@@ -108,6 +141,7 @@ def predict_shards_ray(
                 "run_dir": str(run_dir),
                 "backend": backend,
                 "threads": max(1, cpus // workers),
+                "predictor": predictor,
             },
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=workers),

@@ -83,6 +83,7 @@ def predict_stream(
     from medsift.engine.backends import load_classifier
 
     input_path, output = Path(input_path), Path(output)
+    probabilities = Path(probabilities) if probabilities is not None else None
     suffix = output.suffix.lower()
     if suffix not in {".csv", ".parquet", *_JSON}:
         raise MedsiftError("output must end in .csv, .jsonl or .parquet", file=output)
