@@ -102,8 +102,8 @@ def _command():
 
 
 def _click_classes() -> tuple[tuple[type, ...], tuple[type, ...]]:
-    """(ClickException, Abort) classes of every click in use: typer >= 0.22 bundles its own (``typer._click``),
-    whose exceptions are no subclasses of the ``click`` package's, and older typer raises ``click``'s."""
+    """(ClickException, Abort) classes of every click in use: recent typer (0.29 here) bundles its own click
+    (``typer._click``), whose exceptions are no subclasses of the ``click`` package's; older typer raised those."""
     usage: list[type] = []
     abort: list[type] = [typer.Abort]
     for name in ("typer._click.exceptions", "click.exceptions"):
