@@ -162,7 +162,13 @@ def _report_prediction(
 
 
 def _predict_on_ray(
-    run_dir: Path, manifest: Any, shards: Path, out_dir: Path, probabilities: Path | None, backend: str | None
+    run_dir: Path,
+    manifest: Any,
+    shards: Path,
+    out_dir: Path,
+    probabilities: Path | None,
+    backend: str | None,
+    quiet: bool,
 ) -> dict[str, Any]:
     """``--engine ray`` for an ensemble, tagger or LLM run: each shard through the kind's own predictor."""
     from medsift.engine.ray_engine import predict_shards_ray
@@ -173,6 +179,7 @@ def _predict_on_ray(
         run_dir,
         shards,
         out_dir,
+        quiet=quiet,
         backend=backend or "torch",
         probabilities=manifest.task == "ade",
         predictor=PREDICTORS[manifest.kind],
@@ -363,7 +370,7 @@ def register(app: typer.Typer) -> None:
         if manifest.kind not in PREDICTORS:
             raise MedsiftError(f"unknown run kind '{manifest.kind}'", file=run_dir)
         if engine == "ray" and manifest.kind != "ade-classifier":  # a classifier: its streaming entry's path
-            result = _predict_on_ray(run_dir, manifest, input_path, output, probabilities, backend)
+            result = _predict_on_ray(run_dir, manifest, input_path, output, probabilities, backend, quiet)
             _report_prediction(run_dir, manifest, result, output, as_json=as_json, quiet=quiet)
             return
         predictor = load_entry(PREDICTORS[manifest.kind])

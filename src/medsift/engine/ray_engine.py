@@ -8,6 +8,7 @@ output is therefore byte-identical to local scoring of the same file.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,14 @@ class _ShardScorer:
         }
 
 
+def _quiet_ray() -> None:
+    import os
+
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # the C++ core worker's lines on stderr
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # Ray Data resets its loggers' levels from this
+    logging.getLogger("ray").setLevel(logging.ERROR)
+
+
 def list_shards(shard_dir: Path, suffixes: tuple[str, ...] = SHARD_SUFFIXES) -> list[Path]:
     """The shard files of a folder (csv, jsonl, parquet; taggers also txt and CoNLL), sorted by name."""
     if not shard_dir.is_dir():
@@ -107,6 +116,7 @@ def predict_shards_ray(
     probabilities: bool = False,
     predictor: str | None = None,
     task: str = "ade",
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Score every shard of ``shard_dir`` into ``out_dir/<shard name>`` (same format; CSV = submission).
 
@@ -122,8 +132,18 @@ def predict_shards_ray(
     shards = list_shards(shard_dir, TAGGER_SHARD_SUFFIXES if task == "impacts" else SHARD_SUFFIXES)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = not ray.is_initialized()
+    if quiet:  # Ray's start-up lines, Ray Data's progress log and the core worker's own log lines
+        _quiet_ray()
     if started:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR if quiet else logging.INFO,
+        )
+    if quiet:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray").setLevel(logging.ERROR)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = max(1, min(workers or cpus, len(shards)))

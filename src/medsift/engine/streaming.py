@@ -254,7 +254,9 @@ def predict_file(
 
         if probabilities is not None:
             raise MedsiftError("--probabilities is not used with --engine ray (each shard gets its own file)")
-        return predict_shards_ray(run_dir, input_path, output, backend=backend, probabilities=True)
+        return predict_shards_ray(
+            run_dir, input_path, output, backend=backend, probabilities=True, quiet=quiet
+        )
     if engine != "local":
         raise MedsiftError(f"unknown engine '{engine}'; choose local or ray")
     return predict_stream(
