@@ -6,7 +6,7 @@ no retraining evaluated on their out-of-fold predictions.
     python benchmarks/cv_impacts.py repredict runs/cv19/io --word-strategy first vote --o-bias 0 1 2 --merge-gap 0 1
 
 ``table`` prints one Markdown row per cv folder: mean ± sd over folds of strict and relaxed F1 (overall and
-per type), pooled out-of-fold F1, and the mean training minutes per fold. ``vote`` combines the
+per type), pooled out-of-fold F1, and the median training minutes per fold (a resumed fold counts only its last start). ``vote`` combines the
 out-of-fold predictions of several cv folders made with the same folds (e.g. one seed each) by the
 tagger's own token vote and BIO repair (:func:`medsift.impacts.bio.vote_tags`, what a multi-seed run
 does), then applies ``postprocess.merge_gap`` (:func:`medsift.impacts.bio.merge_close_spans`), and scores
@@ -35,7 +35,7 @@ COLUMNS = [f"strict.{k}f1" for k in ("", f"{C}.", f"{S}.")] + [
 ]
 HEADER = (
     "| lever | strict F1 | strict Clinical | strict Social | relaxed F1 | relaxed Clinical | relaxed Social "
-    "| pooled OOF strict / relaxed | train min per fold |\n| --- |" + " ---: |" * 8
+    "| pooled OOF strict / relaxed | train min per fold (median) |\n| --- |" + " ---: |" * 8
 )
 
 
@@ -59,7 +59,7 @@ def table(folders: list[Path]) -> None:
     print(HEADER)
     for folder in folders:
         cv = json.loads((folder / "cv.json").read_text())
-        minutes = float(np.mean(cv["train_seconds"])) / 60
+        minutes = float(np.median(cv["train_seconds"])) / 60
         print(row(folder.name, cv["summary"], cv["pooled"], minutes))
 
 
@@ -102,30 +102,36 @@ def repredict(
     data = pd.concat([read_impacts(p, labelled=True) for p in plan["data"]], ignore_index=True)
     gold = data["ner_tags"].tolist()
     taggers = [SpanTagger.from_run(folder / f"fold-{k}" / "run") for k in range(int(folds.max()) + 1)]
-    minutes = float(np.mean(json.loads((folder / "cv.json").read_text())["train_seconds"])) / 60
+    minutes = float(np.median(json.loads((folder / "cv.json").read_text())["train_seconds"])) / 60
     print(HEADER)
-    for strategy, bias, gap in itertools.product(strategies, biases, gaps):
-        pred: list = [None] * len(data)
-        per_fold = []
+    for strategy, bias in itertools.product(strategies, biases):
+        tagged: list = [None] * len(data)
         for k, tagger in enumerate(taggers):
             for _, _, meta in tagger.members:
-                meta.update(word_strategy=strategy, o_bias=bias, merge_gap=gap)
+                meta.update(word_strategy=strategy, o_bias=bias, merge_gap=0)
             rows = np.flatnonzero(folds == k)
-            tags = tagger.tag([data["tokens"][i] for i in rows])
-            for i, t in zip(rows, tags, strict=True):
-                pred[i] = t
-            per_fold.append(flat_scores([gold[i] for i in rows], tags))
-        summary, pooled = summarise(per_fold), flat_scores(gold, pred)
-        print(
-            row(f"{folder.name}, {strategy}, o_bias {bias}, merge_gap {gap}", summary, pooled, minutes),
-            flush=True,
-        )
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copy(folder / "plan.json", out / "plan.json")
-            write_impacts_submission(out / "oof_predictions.csv", data["ID"].tolist(), pred)
-            cv = {"per_fold": per_fold, "summary": summary, "pooled": pooled, "train_seconds": [minutes * 60]}
-            (out / "cv.json").write_text(json.dumps(cv))
+            for i, t in zip(rows, tagger.tag([data["tokens"][i] for i in rows]), strict=True):
+                tagged[i] = t
+        for gap in gaps:
+            pred = [merge_close_spans(t, gap) for t in tagged] if gap > 0 else tagged
+            per_fold = [
+                flat_scores([gold[i] for i in rows], [pred[i] for i in rows])
+                for rows in (np.flatnonzero(folds == k) for k in range(len(taggers)))
+            ]
+            summary, pooled = summarise(per_fold), flat_scores(gold, pred)
+            name = f"{folder.name}, {strategy}, o_bias {bias}, merge_gap {gap}"
+            print(row(name, summary, pooled, minutes), flush=True)
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                shutil.copy(folder / "plan.json", out / "plan.json")
+                write_impacts_submission(out / "oof_predictions.csv", data["ID"].tolist(), pred)
+                cv = {
+                    "per_fold": per_fold,
+                    "summary": summary,
+                    "pooled": pooled,
+                    "train_seconds": [minutes * 60],
+                }
+                (out / "cv.json").write_text(json.dumps(cv))
 
 
 def main() -> None:
