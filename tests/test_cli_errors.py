@@ -113,6 +113,10 @@ def _os_cases(f: dict[str, Path], tmp_path: Path) -> dict[str, tuple[list, list[
             ["score", "--task", "ade", posts, sub, "--output", f["file"] / "s.json"],
             ["is a file"],
         ),
+        "score --output is the gold file": (
+            ["score", "--task", "ade", posts, sub, "--output", posts],
+            ["input file"],
+        ),
         "input is a folder": (["score", "--task", "ade", f["dir"], sub], [str(f["dir"])]),
         "input missing": (["score", "--task", "ade", tmp_path / "nope.csv", sub], ["nope.csv"]),
         "config is a folder": (["train", f["dir"]], [str(f["dir"]), "folder"]),

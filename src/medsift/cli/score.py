@@ -93,6 +93,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Score a submission exactly as the official scorer does (refusing bad submissions)."""
+        if output is not None:
+            from medsift.cli._streams import refuse_same_file
+
+            refuse_same_file([gold, pred], {"--output": output})
         scores = _score(task, gold, pred)
         text = json.dumps(scores, indent=2, ensure_ascii=False)
         if output is not None:
