@@ -180,3 +180,29 @@ def test_every_finished_run_carries_a_model_card(ade_run, tmp_path, capfd):
     shutil.copytree(ade_run, run)
     assert run_main(["thresholds", run, "--mode", "per_language", "--min-positives", "1"], capfd)[0] == 0
     assert "Mode `per_language`" in (run / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_tagger_reads_plain_text_posts_from_stdin(tiny_bert, tmp_path, capfd, monkeypatch):
+    from test_impacts_model import POSTS, _write_csv
+    from test_reliability_cli_impacts import _impacts_config
+
+    assert (
+        run_main(
+            [
+                "train",
+                _impacts_config(tmp_path, tiny_bert, [_write_csv(tmp_path / "t.csv", POSTS * 2)]),
+                "-q",
+            ],
+            capfd,
+        )[0]
+        == 0
+    )
+    text = "I overdosed last night\nlost my job again\n"
+    code, out, err = run_main(
+        ["predict", tmp_path / "run", "-", "-o", "-", "-q"], capfd, text.encode(), monkeypatch
+    )
+    assert code == 0 and err == "", err
+    posts = tmp_path / "posts.txt"
+    posts.write_text(text, encoding="utf-8")
+    assert run_main(["predict", tmp_path / "run", posts, "-o", tmp_path / "o.csv", "-q"], capfd)[0] == 0
+    assert (tmp_path / "o.csv").read_text(encoding="utf-8") == out

@@ -21,19 +21,24 @@ from medsift.io.atomic import prepare_output
 STDIO = Path("-")
 
 
-def _suffix_of_stream(head: bytes) -> str:
-    """``.jsonl``/``.json`` when the stream starts like JSON, else ``.csv`` (the official files)."""
+def _suffix_of_stream(head: bytes, task: str = "ade") -> str:
+    """``.jsonl``/``.json`` when the stream starts like JSON, else ``.csv`` (the official files); for impact
+    taggers, a stream whose first line names no ``tokens`` column is plain text, one post per line."""
     start = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if start.startswith(b"["):
         return ".json"
-    return ".jsonl" if start.startswith(b"{") else ".csv"
+    if start.startswith(b"{"):
+        return ".jsonl"
+    if task == "impacts" and b"tokens" not in start.split(b"\n", 1)[0]:
+        return ".txt"
+    return ".csv"
 
 
-def spool_stdin(folder: Path) -> Path:
+def spool_stdin(folder: Path, task: str = "ade") -> Path:
     """Copy standard input into ``folder`` (block by block: any size) and return the file."""
     source = sys.stdin.buffer
     head = source.read(4096)
-    path = folder / f"stdin{_suffix_of_stream(head)}"
+    path = folder / f"stdin{_suffix_of_stream(head, task)}"
     with open(path, "wb") as fh:
         fh.write(head)
         shutil.copyfileobj(source, fh, 1 << 20)
@@ -90,14 +95,14 @@ def _resolved(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def stdio_paths(input_path: Path, output: Path) -> Iterator[tuple[Path, Path]]:
+def stdio_paths(input_path: Path, output: Path, task: str = "ade") -> Iterator[tuple[Path, Path]]:
     """(input, output) as real paths: ``-`` becomes a temporary file, copied to standard output at the end."""
     if input_path != STDIO and output != STDIO:
         yield input_path, output
         return
     with tempfile.TemporaryDirectory(prefix="medsift-") as tmp:
         folder = Path(tmp)
-        real_in = spool_stdin(folder) if input_path == STDIO else input_path
+        real_in = spool_stdin(folder, task) if input_path == STDIO else input_path
         real_out = folder / "stdout.csv" if output == STDIO else output  # the submission CSV
         names = {}
         if input_path == STDIO:

@@ -374,7 +374,7 @@ def register(app: typer.Typer) -> None:
             _report_prediction(run_dir, manifest, result, output, as_json=as_json, quiet=quiet)
             return
         predictor = load_entry(PREDICTORS[manifest.kind])
-        with stdio_paths(input_path, output) as (real_input, real_output):
+        with stdio_paths(input_path, output, manifest.task) as (real_input, real_output):
             result = call_with_options(
                 predictor,
                 run_dir,
