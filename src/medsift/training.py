@@ -145,8 +145,8 @@ def train_resumable(trainer: Any, checkpoint_dir: str | Path) -> Any:
     """Run ``trainer.train``, resuming from the newest checkpoint under ``checkpoint_dir`` if there is one.
 
     The Trainer's progress bar stays, but its raw log dicts (``{'loss': ...}`` lines between the bar's
-    redraws) do not: the latest loss shows in the bar, and every log entry goes to ``train_log.jsonl`` in the
-    seed folder (beside ``checkpoints/``).
+    redraws) and its nested evaluation bars do not: the latest loss shows in the bar, and every log entry goes
+    to ``train_log.jsonl`` in the seed folder (beside ``checkpoints/``).
     """
     _tidy_progress(trainer, Path(checkpoint_dir).parent / "train_log.jsonl")
     resume = last_checkpoint(checkpoint_dir)
@@ -157,6 +157,9 @@ def _tidy_progress(trainer: Any, log_file: Path) -> None:
     from transformers.trainer_callback import ProgressCallback
 
     class TidyProgress(ProgressCallback):
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+            pass  # no second bar nested under the training bar for every evaluation
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs:
                 return
