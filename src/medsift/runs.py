@@ -183,3 +183,28 @@ def has_progress(run_dir: str | Path) -> bool:
     """Whether a run folder holds work worth resuming: a finished seed or a checkpoint."""
     run_dir = Path(run_dir)
     return any(run_dir.glob("seed-*/DONE")) or any(run_dir.glob("seed-*/checkpoint-*"))
+
+
+@contextlib.contextmanager
+def locked_run_dir(run_dir: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Hold the run folder's lock while training writes it (one writer at a time, named to a second one).
+
+    ``overwrite`` empties it first. A start that fails before any seed finished or checkpointed removes the
+    folder it created, so the retry (with a fixed config or data file) is not refused as a different run.
+    Under ``torchrun`` / ``accelerate launch`` only the main process locks.
+    """
+    from medsift.training import is_main_process
+
+    if not is_main_process():
+        yield run_dir
+        return
+    existed = run_dir.exists()
+    with run_lock(run_dir):
+        if overwrite:
+            clear_run(run_dir)
+        try:
+            yield run_dir
+        except BaseException:
+            if not existed and not has_progress(run_dir):
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -187,32 +184,6 @@ def _predict_on_ray(
     )
 
 
-@contextlib.contextmanager
-def locked_run_dir(run_dir: Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Hold the run folder's lock while training writes it (one writer at a time, named to a second one).
-
-    ``overwrite`` empties it first. A start that fails before any seed finished or checkpointed removes the
-    folder it created, so the retry (with a fixed config or data file) is not refused as a different run.
-    Under ``torchrun`` / ``accelerate launch`` only the main process locks.
-    """
-    from medsift.runs import clear_run, has_progress, run_lock
-    from medsift.training import is_main_process
-
-    if not is_main_process():
-        yield run_dir
-        return
-    existed = run_dir.exists()
-    with run_lock(run_dir):
-        if overwrite:
-            clear_run(run_dir)
-        try:
-            yield run_dir
-        except BaseException:
-            if not existed and not has_progress(run_dir):
-                shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-
-
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
@@ -244,6 +215,8 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config, set_)  # validated (schema, value ranges) before anything is written
         check_data_files(cfg, config)
         trainer = load_entry(TRAINERS[(cfg.task, cfg.method)])
+        from medsift.runs import locked_run_dir
+
         with locked_run_dir(output_dir or Path(cfg.output_dir), overwrite=overwrite) as run_dir:
             run_dir = trainer(cfg, run_dir=run_dir, quiet=quiet)
         if (
