@@ -250,7 +250,12 @@ def register(app: typer.Typer) -> None:
             raise MedsiftError(
                 "distillation trains an ADE encoder: the student config needs task: ade, method: encoder"
             )
-        run_dir = train_ade(cfg, run_dir=output_dir, quiet=quiet, teacher=teacher)
+        from medsift.config import check_data_files
+        from medsift.runs import locked_run_dir
+
+        check_data_files(cfg, config)
+        with locked_run_dir(output_dir or Path(cfg.output_dir)) as run_dir:
+            run_dir = train_ade(cfg, run_dir=run_dir, quiet=quiet, teacher=teacher)
         if is_main_process():
             typer.echo(f"student saved to {run_dir}")
 
