@@ -487,6 +487,13 @@ def test_predict_with_ensemble_run_bad_input(name, corpus, ensemble_run, tmp_pat
     assert not out.exists()
 
 
+def test_an_ensemble_run_predicts_and_counts_blank_posts_too(ensemble_run, tmp_path, capsys):
+    out = tmp_path / "pred.csv"
+    code, _, err = run_main(["predict", ensemble_run, GOOD / "ade_blank_text.csv", "-o", out], capsys)
+    assert code == 0, err
+    assert pd.read_csv(out, dtype=str)["id"].tolist() == ["en_1", "en_2"] and "1 blank post(s)" in err
+
+
 def test_predict_with_ensemble_run_odd_posts_one_row_per_id(ensemble_run, tmp_path, capsys):
     src = _odd_posts(tmp_path)
     out = tmp_path / "pred.csv"

@@ -535,6 +535,7 @@ def predict_file(
     ``scores``. ``backend="onnx"`` runs the classifier members' exported models (``medsift export``).
     """
     from medsift.io import read_ade_any, write_ade_submission, write_probabilities
+    from medsift.io.ade import count_blank
     from medsift.scoring import score_ade
 
     rows = read_ade_any(input_path, labelled=None)
@@ -561,6 +562,7 @@ def predict_file(
         "positives": int(labels.sum()),
         **applied_thresholds(policy, groups),
         "truncation": predictor.truncation,
+        "blank_posts": count_blank(rows["text"]),  # predicted like any post; predict says how many
     }
     if labelled:
         gold = rows[["id", "label", "language"]]
