@@ -75,7 +75,9 @@ def ensemble_report(spec: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     for lang in sorted(set(policy.counts) | set(policy.thresholds)):
-        source = "tuned" if lang in policy.thresholds else policy.fallback_languages.get(lang, "fallback")
+        source = policy.fallback_languages.get(lang, "fallback")
+        if lang in policy.thresholds and lang not in policy.fallback_languages:
+            source = "tuned"
         if lang in policy.raw_thresholds:
             source += f" ({policy.raw_thresholds[lang]:.2f} before shrinking)"
         lines.append(f"| {lang} | {policy.threshold_for(lang):.2f} | {source} |")
