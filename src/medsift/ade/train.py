@@ -220,7 +220,8 @@ def train_seed(
     freeze_for_training(
         model, freeze_embeddings=config.model.freeze_embeddings, freeze_layers=config.model.freeze_layers
     )
-    warn_if_oversubscribed(log)
+    if not quiet:  # -q keeps stderr empty on success
+        warn_if_oversubscribed(log)
     train_rows = training_rows(splits, config.data.oversample_positives, seed)
     train_enc = _encode(tokenizer, train_rows, config)
     if "p_teacher" in train_rows:  # distillation: every input (window) carries its post's teacher probability
