@@ -32,7 +32,7 @@ def recipe(tiny_bert: Path, train_csv: Path, out: Path) -> dict:
                 "seeds": [3],
             },
         },
-        "ensemble": {"min_positives": 2, "weight_shrink": 5, "threshold_shrink": 5},
+        "ensemble": {"min_positives": 2, "weight_shrink": 5, "threshold_shrink": 5, "fallback": "pooled"},
         "output_dir": str(out),
     }
 
@@ -110,3 +110,19 @@ def test_the_shipped_cpu_recipe_parses_and_names_both_members():
     config = load_config("ade-cpu-full")
     assert set(config.members) == {"ngram", "encoder"}
     assert config.member_config("encoder", Path("runs/x")).model.freeze_embeddings is True
+    assert config.ensemble.fallback == "global"  # 0.5 for unseen languages (leave-one-language-out)
+
+
+def test_global_fallback_keeps_half_for_unseen_languages_only(recipe_run: Path, tmp_path: Path):
+    from medsift.decision.ensemble import EnsembleOptions, build_ensemble
+    from medsift.decision.members import parse_member
+
+    members = [m for name in ("ngram", "encoder") for m in parse_member(str(recipe_run / "members" / name))]
+    options = EnsembleOptions(
+        method="weighted", weights_by="language", thresholds="per_language", min_positives=2
+    )
+    spec = build_ensemble(members, tmp_path / "ens", options)  # fallback: the options' default, mean
+    options.fallback = "global"
+    spec = build_ensemble(members, tmp_path / "ens-global", options)
+    assert spec["policy"]["fallback"] == 0.5
+    assert "no threshold of its own" in spec["policy"]["fallback_languages"]["ja_cadec"]

@@ -33,7 +33,11 @@ class RecipeEnsembleSection(StrictModel):
     weight_step: float = Field(0.1, gt=0, le=1)
     thresholds: Literal["global", "tuned_global", "per_language"] = "per_language"
     threshold_shrink: float = Field(20.0, ge=0)
-    fallback: Literal["mean", "pooled", "global"] = "pooled"
+    fallback: Literal["mean", "pooled", "global"] = Field(
+        "global",
+        description="Threshold of languages with no threshold of their own and no member trained on them: global "
+        "(0.5) beat thresholds tuned on the trained languages in leave-one-language-out runs.",
+    )
     min_positives: int = Field(5, ge=1)
     metric: Literal["f1", "macro_f1"] = "f1"
     calibrate: Literal["none", "temperature", "platt"] = "none"

@@ -239,8 +239,16 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
             policy = tune_thresholds(
                 tune.y, combined, threshold_groups(tune.ids, tune.languages), **tune_kwargs
             )  # type: ignore[arg-type]
-        if group_weights is not None and options.fallback == "pooled" and options.thresholds != "global":
-            _unseen_fallback(policy, GroupWeights.from_dict(group_weights), tune, cals, grid, options.metric)
+        if group_weights is not None and options.thresholds != "global":
+            _language_thresholds(
+                policy,
+                GroupWeights.from_dict(group_weights),
+                tune,
+                cals,
+                grid,
+                options.metric,
+                options.fallback,
+            )
     ece: dict[str, dict] = {m.name: {} for m in members}
     for rows, label in ((tune, "tuning_rows"), (val if tuned_on == "calib" else None, "val_rows")):
         if rows is not None:
@@ -281,14 +289,23 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
 UNSEEN_GROUP = "\x00unseen"  # a group name no language has: rows scored as a language no member saw
 
 
-def _unseen_fallback(
-    policy: ThresholdPolicy, weights: GroupWeights, tune: Rows, cals: list, grid: np.ndarray, metric: str
+def _language_thresholds(
+    policy: ThresholdPolicy,
+    weights: GroupWeights,
+    tune: Rows,
+    cals: list,
+    grid: np.ndarray,
+    metric: str,
+    fallback: str,
 ) -> None:
-    """Make the pooled fallback the threshold for the members that will score an unseen language.
+    """Thresholds for the languages scored by another mix of members than the calib rows were.
 
-    With weights per language, a language no calib row has (ja, zh, fa) is scored by a different mix of members
-    (the encoder alone, say) than the calib rows were, and that mix's probabilities sit elsewhere. So the fallback
-    is tuned on every calib row scored the way an unseen language will be.
+    With weights per language, a language some restricted member knows but that has no threshold of its own (fr
+    native posts when only translated CADEC fr rows were trained on) gets the pooled threshold of the calib rows
+    scored with its own weights. A language no restricted member knows (ja, zh, fa) is scored by the members that
+    know every language; with ``fallback: pooled`` its threshold is tuned on the calib rows scored that way. That
+    was too high in leave-one-language-out runs (a model is less sure of a language it never saw: see
+    docs/benchmarks.md), which is why ``ade-cpu-full`` keeps ``fallback: global`` (0.5) for them.
     """
     from medsift.decision.thresholds import search_threshold
 
@@ -301,11 +318,12 @@ def _unseen_fallback(
         combined = weights.combine(probs, [group] * len(tune.y))
         return search_threshold(tune.y, combined, grid, metric).threshold  # type: ignore[arg-type]
 
-    policy.fallback = pooled_as(UNSEEN_GROUP)
-    used = [n for n, w in zip(weights.members, weights.weights_for(UNSEEN_GROUP), strict=True) if w > 0]
-    policy.notes.append(
-        f"fallback: the pooled threshold of the calib rows scored as an unseen language is ({', '.join(used)})"
-    )
+    if fallback == "pooled":
+        policy.fallback = pooled_as(UNSEEN_GROUP)
+        used = [n for n, w in zip(weights.members, weights.weights_for(UNSEEN_GROUP), strict=True) if w > 0]
+        policy.notes.append(
+            f"fallback: the pooled threshold of the calib rows scored as an unseen language is ({', '.join(used)})"
+        )
     # A language some restricted member knows but that has no threshold of its own (fr native posts when only
     # translated CADEC fr rows were trained on) is scored with that language's weights: its threshold too.
     for lang in restricted:
