@@ -7,6 +7,8 @@ Stages (each resumable: a finished run is reused), all writing under ``--out``:
 - ``train``: ``medsift train ade-cpu-full`` on the rest;
 - ``lolo LANG``: leave-one-language-out: train on the other two of en/ru/de (plus CADEC), score LANG's native
   posts, which no member saw: the stand-in for fr, ja, zh and Farsi in the official test;
+- ``refit``: fits the ensemble of every finished run again with the shipped config's current ``ensemble``
+  options, from the members' stored val/calib probabilities (no training, no model loaded);
 - ``report``: scores every system (n-gram alone, encoder alone, the ensemble) under every threshold policy
   (fixed 0.5, pooled, per language, per language shrunk) tuned on the run's calib rows, and writes the tables into
   docs/benchmarks.md.
@@ -14,6 +16,7 @@ Stages (each resumable: a finished run is reused), all writing under ``--out``:
     .venv/bin/python benchmarks/bench_ade_cpu.py split
     .venv/bin/python benchmarks/bench_ade_cpu.py train          # ~40 min on 2 cores (AVX2, no native bf16)
     .venv/bin/python benchmarks/bench_ade_cpu.py lolo de        # and en, ru; --max-train-rows caps each
+    .venv/bin/python benchmarks/bench_ade_cpu.py refit      # after changing the ensemble options only
     .venv/bin/python benchmarks/bench_ade_cpu.py report
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -121,6 +125,34 @@ def lolo(args) -> None:
     native.to_csv(folder / "test.csv", index=False)
     _train(folder / "train.csv", folder / "run", [f"data.max_train_rows={args.max_train_rows}"])
     _predict(folder / "run", folder / "test.csv", "test")
+
+
+def refit(args) -> None:
+    from medsift.config import load_config
+    from medsift.decision.ensemble import EnsembleOptions, build_ensemble
+    from medsift.decision.members import parse_member
+
+    options = EnsembleOptions(**load_config("ade-cpu-full").ensemble.model_dump())
+    for run in [args.out / "run", *sorted(args.out.glob("lolo-*/run"))]:
+        if not (run / "medsift_run.json").exists():
+            continue
+        members = [parse_member(str(m))[0] for m in sorted((run / "members").iterdir())]
+        old = json.loads((run / "ensemble.json").read_text())
+        order = [m["name"] for m in old["members"]]
+        members = sorted(members, key=lambda m: order.index(m.path.name))
+        for m in members:
+            m.name = m.path.name
+        tmp = run.parent / "refit-tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        spec = build_ensemble(members, tmp, options)
+        if spec["group_weights"] != old.get("group_weights"):  # the stored combined probabilities stay valid
+            raise SystemExit(f"{run}: the member weights changed; predict again instead of refitting")
+        for name in ("thresholds.json", "report.md", "calib_probabilities.csv", "val_probabilities.csv"):
+            shutil.copy(tmp / name, run / name)
+        spec["members"] = old["members"]  # keep the relative member paths
+        (run / "ensemble.json").write_text(json.dumps(spec, indent=2, default=float) + "\n")
+        shutil.rmtree(tmp)
+        print(f"{run}: fallback {spec['policy']['fallback']}")
 
 
 def _policies(calib: pd.DataFrame, column: str) -> dict[str, ThresholdPolicy]:
@@ -263,7 +295,7 @@ def _lolo_table(out: Path) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["split", "train", "lolo", "report"])
+    ap.add_argument("stage", choices=["split", "train", "lolo", "refit", "report"])
     ap.add_argument("language", nargs="?", help="lolo: en, ru or de")
     ap.add_argument("--data-dir", type=Path, default=Path("../shared/data/task1"))
     ap.add_argument("--ja", type=Path, default=Path("../shared/data/keepha-ja/task1_ja.csv"))
@@ -273,7 +305,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.stage == "lolo" and args.language not in ("en", "ru", "de"):
         ap.error("lolo needs the language to hold out: en, ru or de")
-    {"split": split, "train": train, "lolo": lolo, "report": report}[args.stage](args)
+    {"split": split, "train": train, "lolo": lolo, "refit": refit, "report": report}[args.stage](args)
 
 
 if __name__ == "__main__":
