@@ -195,7 +195,7 @@ def test_predict_says_how_many_posts_were_too_long(steps_run: Path, tmp_path: Pa
     from medsift.cli import main
 
     test = _with_long_posts(make_ade_csv(tmp_path / "test.csv", n=20, seed=3))
-    main(["predict", str(steps_run), str(test), "-o", str(tmp_path / "sub.csv"), "--quiet"])
+    main(["predict", str(steps_run), str(test), "-o", str(tmp_path / "sub.csv")])  # -q silences the notes
     err = capsys.readouterr().err
     assert (
         "4 of 20 posts longer than max_length 32 tokens: long_posts=windows averaged overlapping windows"
