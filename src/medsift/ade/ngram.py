@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from medsift.ade.config import AdeDataSection
 from medsift.ade.data import load_splits, model_texts, training_rows
 from medsift.config import StrictModel, register_schema
-from medsift.decision import ThresholdPolicy, threshold_groups
+from medsift.decision import ThresholdPolicy
 from medsift.errors import MedsiftError
 from medsift.io import write_probabilities
 from medsift.io.atomic import atomic_write, atomic_write_text
@@ -269,20 +269,9 @@ class NgramClassifier:
     ):
         """Mean P(ADE) over the run's seeds, cut with its thresholds (``progress``/``batch_tokens`` are accepted
         for the encoder's signature; scoring thousands of posts takes about a second)."""
-        from medsift.ade.predict import AdePrediction
+        from medsift.ade.predict import decide
         from medsift.preprocess import normalize_text
 
         texts = [normalize_text(t) for t in texts] if self.config.data.normalize else list(texts)
         per_seed = {name: model.predict_proba(texts) for name, model in self.models.items()}
-        p = np.mean(np.stack(list(per_seed.values())), axis=0) if texts else np.zeros(0)
-        languages = list(languages) if languages is not None else [""] * len(texts)
-        groups = threshold_groups(ids, languages) if ids is not None else languages
-        thresholds = self.policy.thresholds_for(groups)
-        return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, 0)
-
-
-def run_languages(run_dir: str | Path) -> list[str] | None:
-    """The languages an n-gram run was trained on (None for runs that do not record them)."""
-    extra = RunManifest.load(run_dir).extra or {}
-    languages = extra.get("languages")
-    return list(languages) if isinstance(languages, list) else None
+        return decide(per_seed, self.policy, len(texts), languages, ids, 0)

@@ -100,11 +100,7 @@ class AdeClassifier:
             stride=m.window_stride,
         )
         per_seed = self._score_members(encoded, batch_tokens=batch_tokens, progress=progress)
-        p = np.mean(np.stack(list(per_seed.values())), axis=0) if per_seed and texts else np.zeros(len(texts))
-        languages = list(languages) if languages is not None else [""] * len(texts)
-        groups = threshold_groups(ids, languages) if ids is not None else languages
-        thresholds = self.policy.thresholds_for(groups)
-        return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, encoded.n_too_long)
+        return decide(per_seed, self.policy, len(texts), languages, ids, encoded.n_too_long)
 
     def _score_members(
         self, encoded: EncodedPosts, *, batch_tokens: int | None, progress: bool
@@ -116,6 +112,23 @@ class AdeClassifier:
             )
             for name, model in self.models.items()
         }
+
+
+def decide(
+    per_seed: dict[str, np.ndarray],
+    policy: ThresholdPolicy,
+    n_posts: int,
+    languages: list[str] | None,
+    ids: list[str] | None,
+    n_truncated: int,
+) -> AdePrediction:
+    """The seeds' mean probability cut with the run's thresholds: per language, or per scoring group when ``ids``
+    are given (CADEC rows have their own). Shared by every ADE classifier kind (encoder and n-gram runs)."""
+    p = np.mean(np.stack(list(per_seed.values())), axis=0) if per_seed and n_posts else np.zeros(n_posts)
+    languages = list(languages) if languages is not None else [""] * n_posts
+    groups = threshold_groups(ids, languages) if ids is not None else languages
+    thresholds = policy.thresholds_for(groups)
+    return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, n_truncated)
 
 
 def prediction_frame(rows: pd.DataFrame, pred: AdePrediction) -> pd.DataFrame:
