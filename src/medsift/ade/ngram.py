@@ -29,7 +29,7 @@ from medsift.decision import ThresholdPolicy
 from medsift.errors import MedsiftError
 from medsift.io import write_probabilities
 from medsift.io.atomic import atomic_write, atomic_write_text
-from medsift.runs import RunManifest, hash_files, read_json, write_json
+from medsift.runs import RunManifest, read_json
 from medsift.training import finish_seed, seed_is_done
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def train(config: AdeNgramConfig, *, run_dir: Path | None = None, quiet: bool = 
     """Fit the n-gram model on the run's train rows; score its val and calib rows; write the run folder."""
     import time
 
-    from medsift.ade.train import _check_or_start, average_seeds, probability_frame
+    from medsift.ade.train import _check_or_start, _finish_run, probability_frame
 
     run_dir = Path(run_dir or config.output_dir)
     _check_or_start(run_dir, config, write=True)
@@ -220,27 +220,11 @@ def train(config: AdeNgramConfig, *, run_dir: Path | None = None, quiet: bool = 
                     best = _metrics(frame["label"].astype(int).to_numpy(), p, config.threshold)
         best["train_seconds"] = round(time.perf_counter() - start, 1)
         finish_seed(seed_dir, {"seed": seed, "best": best, "history": []}, {"seed": seed, "best": best})
+    # the run-level files exactly as an encoder run writes them; the manifest also records the languages it has
+    # seen, so that an ensemble weighing members per language leaves it out elsewhere
+    languages = sorted(set(splits.train["language"].astype(str)))
     summary = read_json(seed_dir / "metrics.json")
-    average_seeds(run_dir, config.seeds, "val")
-    average_seeds(run_dir, config.seeds, "calib")
-    write_json(
-        run_dir / "thresholds.json",
-        ThresholdPolicy(mode="global", fallback=config.threshold, fallback_rule="global").to_dict(),
-    )
-    write_json(run_dir / "metrics.json", {"seeds": {str(seed): summary["best"]}})
-    RunManifest(
-        kind="ade-classifier",
-        task="ade",
-        seeds=list(config.seeds),
-        data=hash_files(splits.files),
-        extra={
-            "method": "ngram",
-            "model": config.model.name,
-            # the languages it has seen: an ensemble weighing members per language leaves it out elsewhere
-            "languages": sorted(set(splits.train["language"].astype(str))),
-            "splits": {k: len(getattr(splits, k)) for k in ("train", "val", "calib")},
-        },
-    ).save(run_dir)
+    _finish_run(run_dir, config, splits, [summary], {"method": "ngram", "languages": languages})  # type: ignore[arg-type]
     return run_dir
 
 
