@@ -30,6 +30,13 @@ class AdeSplits:
     val: pd.DataFrame
     calib: pd.DataFrame  # may be empty when calib_fraction is 0 and no calib file is given
     files: list[Path]
+    languages: list[str] | None = None  # a run restricted to these languages (config key ``languages``)
+
+    def selection_rows(self) -> pd.DataFrame:
+        """The val rows that choose the checkpoint: those of the run's languages when it is restricted."""
+        if not self.languages:
+            return self.val
+        return self.val[self.val["language"].astype(str).isin(self.languages)]
 
     def table(self) -> pd.DataFrame:
         """One row per input row: where it went (for ``splits.csv``: the report says which rows tuned what)."""
@@ -74,9 +81,36 @@ def load_splits(config: AdeConfig) -> AdeSplits:
         raise MedsiftError(
             "no validation rows: give data.dev or a val_fraction > 0 (checkpoints are chosen on them)"
         )
+    languages = getattr(config, "languages", None)
+    if languages:
+        restrict_languages(splits, languages)
     if (splits.train["label"] == 1).sum() == 0:
         raise MedsiftError("the training rows contain no positive (label 1) example", file=files[0])
     return splits
+
+
+def restrict_languages(splits: AdeSplits, languages: list[str]) -> None:
+    """Keep the training rows of ``languages`` only; the val and calib rows stay whole.
+
+    The splits are carved first, from every row, so that a restricted member scores the same val and calib rows
+    as the other members of its ensemble (which ignores it on posts of other languages); its checkpoint is
+    chosen on the val rows of its languages (:meth:`AdeSplits.selection_rows`).
+    """
+    wanted = sorted(set(languages))
+    splits.languages = wanted
+    splits.train = splits.train[splits.train["language"].astype(str).isin(wanted)]
+    found = sorted(set(splits.train["language"].astype(str)) | set(splits.val["language"].astype(str)))
+    if splits.train.empty:
+        raise MedsiftError(
+            f"languages {wanted}: no training row is in these languages (the files have {', '.join(found)})",
+            file=splits.files[0],
+        )
+    if splits.selection_rows().empty:
+        raise MedsiftError(
+            f"languages {wanted}: no val row is in these languages to choose the checkpoint on; raise "
+            "data.val_fraction or give data.dev",
+            file=splits.files[0],
+        )
 
 
 def model_texts(frame: pd.DataFrame, normalize: bool) -> list[str]:

@@ -87,6 +87,12 @@ class AdeNgramConfig(StrictModel):
     threshold: float = Field(
         0.5, gt=0, lt=1, description="Decision threshold until the decision layer tunes one."
     )
+    languages: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Restrict the run to these languages (e.g. [ja]): it trains on their rows only, chooses its "
+        "checkpoint on their val rows, and an ensemble uses it on posts of these languages only.",
+    )
     output_dir: str = "runs/ade-ngram"
 
 

@@ -27,7 +27,7 @@ MEMBERS_DIR = "members"
 class RecipeEnsembleSection(StrictModel):
     """The options of ``medsift ensemble`` (see ``medsift ensemble --help`` and docs/decision.md)."""
 
-    method: Literal["soft", "weighted", "hard"] = "weighted"
+    method: Literal["soft", "weighted", "hard", "stacking"] = "weighted"
     weights_by: Literal["none", "language"] = "language"
     weight_shrink: float = Field(20.0, ge=0)
     weight_step: float = Field(0.1, gt=0, le=1)
@@ -41,6 +41,12 @@ class RecipeEnsembleSection(StrictModel):
     min_positives: int = Field(5, ge=1)
     metric: Literal["f1", "macro_f1"] = "f1"
     calibrate: Literal["none", "temperature", "platt"] = "none"
+    stack_folds: int = Field(5, ge=2, description="method stacking: cross-fitting folds on the calib rows.")
+    stack_c: float = Field(1.0, gt=0, description="method stacking: inverse L2 regularisation.")
+    stack_features: list[str] | None = Field(
+        None,
+        description="method stacking: members whose per-post features (feat__ columns) join the regression.",
+    )
 
 
 @register_schema("ade", "ensemble")

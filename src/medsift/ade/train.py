@@ -228,7 +228,8 @@ def train_seed(
         teacher = train_rows["p_teacher"].to_numpy(dtype=float)
         for feature in train_enc.features:
             feature["soft_labels"] = float(teacher[feature["post"]])
-    val_enc = _encode(tokenizer, splits.val, config)
+    selection = splits.selection_rows()  # the val rows of its languages, for a restricted run
+    val_enc = _encode(tokenizer, selection, config)
     args = training_arguments(config, seed_dir, seed, quiet=quiet)
     trainer = AdeTrainer(
         model=model,
@@ -238,7 +239,7 @@ def train_seed(
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         loss_config=config.loss,
-        compute_metrics=_post_metrics(val_enc, splits.val["label"].astype(int).to_numpy(), config.threshold),
+        compute_metrics=_post_metrics(val_enc, selection["label"].astype(int).to_numpy(), config.threshold),
     )
     if quiet:
         trainer.remove_callback(PrinterCallback)
@@ -361,6 +362,8 @@ def _finish_run(
         average_seeds(run_dir, config.seeds, split_name)
     policy = ThresholdPolicy(mode="global", fallback=config.threshold, fallback_rule="global")
     write_json(run_dir / "thresholds.json", policy.to_dict())
+    if getattr(config, "languages", None):  # the ensemble uses a restricted run on these languages only
+        extra = {**extra, "languages": sorted(config.languages)}  # type: ignore[union-attr]
     run_metrics: dict[str, Any] = {"seeds": {str(s["seed"]): s["best"] for s in summaries}}
     if "truncated_posts" in summaries[-1]:  # the same for every seed: one tokenizer, one split
         run_metrics["truncated_posts"] = summaries[-1]["truncated_posts"]

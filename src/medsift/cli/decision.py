@@ -115,7 +115,9 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(
                 help="hard (majority of member votes at 0.5; the vote share is the ensemble's probability) | "
-                "soft (mean probability) | weighted (weighted mean; weights from val F1 or --weights)"
+                "soft (mean probability) | weighted (weighted mean; weights from val F1 or --weights) | "
+                "stacking (a logistic regression over the members' logits and --stack-features, fit and "
+                "cross-fitted on the calib rows)"
             ),
         ] = "soft",
         weights: Annotated[str | None, typer.Option(help="Explicit weights, one per member: 1.0,0.7")] = None,
@@ -180,6 +182,19 @@ def register(app: typer.Typer) -> None:
                 "t = (n_pos * t_lang + K * t_pooled) / (n_pos + K); 0 = off."
             ),
         ] = 0.0,
+        stack_folds: Annotated[
+            int, typer.Option(min=2, help="--method stacking: cross-fitting folds on the calib rows.")
+        ] = 5,
+        stack_c: Annotated[
+            float, typer.Option(min=1e-6, help="--method stacking: inverse L2 regularisation (C).")
+        ] = 1.0,
+        stack_features: Annotated[
+            list[str],
+            typer.Option(
+                help="--method stacking: a member whose per-post features (feat__* columns, e.g. a GLiNER "
+                "scorer's entity counts and maximum scores) join the regression; repeat for more."
+            ),
+        ] = [],  # noqa: B006
     ) -> None:
         """Combine ADE members (or impact-tagger runs, by token vote) into a run that `medsift predict` can use."""
         from medsift.cli._streams import prepare_output_dir
@@ -220,6 +235,9 @@ def register(app: typer.Typer) -> None:
             weights_by=weights_by,
             weight_shrink=weight_shrink,
             threshold_shrink=threshold_shrink,
+            stack_folds=stack_folds,
+            stack_c=stack_c,
+            stack_features=stack_features or None,
         )
         spec = build_ensemble(found, output, options)
         for warning in spec["warnings"]:

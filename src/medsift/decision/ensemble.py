@@ -31,6 +31,8 @@ from medsift.decision.calibration import (
 )
 from medsift.decision.ensemble_report import ensemble_report
 from medsift.decision.members import FILES_KIND, Member, MemberPredictor, load_given_members
+from medsift.decision.restricted import combine_known, is_restricted, known_mask
+from medsift.decision.stacking import FEATURE_PREFIX, Stacker, cross_fit_stacker, design_matrix
 from medsift.decision.thresholds import (
     DEFAULT_GRID,
     ThresholdPolicy,
@@ -46,7 +48,7 @@ from medsift.scoring.ade import CADEC_SUFFIX
 
 ENSEMBLE_FORMAT = "medsift.ade_ensemble/1"
 _CHOICES = {
-    "method": ("hard", "soft", "weighted"),
+    "method": ("hard", "soft", "weighted", "stacking"),
     "weights_from": ("val_f1", "equal"),
     "weights_by": ("none", "language"),
     "thresholds": ("global", "tuned_global", "per_language"),
@@ -79,6 +81,9 @@ class EnsembleOptions:
     weight_step: float = 0.1
     weight_shrink: float = 20.0
     threshold_shrink: float = 0.0  # per_language thresholds pulled toward the pooled one (see thresholds)
+    stack_folds: int = 5  # method stacking: cross-fitting folds on the calib rows (see decision.stacking)
+    stack_c: float = 1.0  # method stacking: inverse L2 regularisation of the logistic regression
+    stack_features: list[str] | None = None  # method stacking: members whose feat__ columns join the inputs
 
 
 @dataclass
@@ -94,6 +99,7 @@ class Rows:
     probs: np.ndarray
     source: list[str]
     uids: np.ndarray | None = None
+    features: dict[str, np.ndarray] | None = None  # "<member>:<feature>" -> values (feat__ columns), aligned
 
 
 def _aligned(members: list[Member], split: str) -> Rows:
@@ -108,7 +114,14 @@ def _aligned(members: list[Member], split: str) -> Rows:
     sources = [str(getattr(m, f"{split}_path")) for m in members]
     ids = first["id"].astype(str).to_numpy(dtype=object)
     languages = first["language"].astype(str).to_numpy(dtype=object)
-    return Rows(ids, y, languages, probs, sources, keys if key == "uid" else None)
+    features = {}
+    for name, frame in frames.items():
+        by_key = frame.set_index(frame[key].astype(str))
+        for column in [c for c in frame.columns if c.startswith(FEATURE_PREFIX)]:
+            features[f"{name}:{column.removeprefix(FEATURE_PREFIX)}"] = (
+                by_key[column].loc[list(keys)].to_numpy(dtype=float)
+            )
+    return Rows(ids, y, languages, probs, sources, keys if key == "uid" else None, features)
 
 
 def _member_weights(members: list[Member], val: Rows, options: EnsembleOptions) -> tuple[list, list | None]:
@@ -117,7 +130,11 @@ def _member_weights(members: list[Member], val: Rows, options: EnsembleOptions) 
     Explicit ``weights`` apply to any method (soft + weights is the weighted vote, hard + weights a weighted
     majority); otherwise only ``weighted`` derives weights, from the members' val F1.
     """
-    f1s = [score_labels(val.y, (val.probs[:, j] >= 0.5).astype(int)) for j in range(len(members))]
+    known = known_mask([m.languages for m in members], val.languages)
+    f1s = [
+        score_labels(val.y[known[:, j]], (val.probs[known[:, j], j] >= 0.5).astype(int))
+        for j in range(len(members))
+    ]  # a member restricted to some languages is scored on the rows of those languages
     if options.weights is not None:
         if len(options.weights) != len(members):
             raise MedsiftError(
@@ -138,15 +155,33 @@ def _combine(
     weights: list | None,
     groups: np.ndarray | list[str] | None = None,
     group_weights: dict[str, Any] | None = None,
+    *,
+    knows: list | None = None,
+    stacker: dict[str, Any] | None = None,
+    features: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
+    """One probability per row. ``knows``: each member's languages (None = all); a restricted member is left
+    out of rows in other languages. ``stacker``/``features``: the fitted stacking regression and the members'
+    per-post features it reads."""
+    if (group_weights is not None or stacker is not None or is_restricted(knows)) and groups is None:
+        raise MedsiftError("internal error: this ensemble needs each row's language group")
     if group_weights is not None:
-        if groups is None:
-            raise MedsiftError(
-                "internal error: an ensemble weighing members per language needs each row's language"
-            )
-        return GroupWeights.from_dict(group_weights).combine(probs, groups)
+        return GroupWeights.from_dict(group_weights).combine(probs, groups)  # type: ignore[arg-type]
+    known = known_mask(knows, groups) if is_restricted(knows) else None  # type: ignore[arg-type]
+    if stacker is not None:
+        model = Stacker.from_dict(stacker)
+        names = [n.removeprefix("p:") for n in model.names if n.startswith("p:")]
+        wanted = {
+            n: (features or {})[n] for n in model.names if not n.startswith("p:") and n in (features or {})
+        }
+        missing = [n for n in model.names if not n.startswith("p:") and n not in wanted]
+        if missing:
+            raise MedsiftError(f"the stacker needs member features that were not given: {', '.join(missing)}")
+        return model.apply(design_matrix(probs, names, known, wanted)[0])
     method = "soft" if options.method == "weighted" and weights is None else options.method
     w = None if weights is None else np.asarray(weights)
+    if known is not None:
+        return combine_known(probs, method, w, known, tie=options.tie)  # type: ignore[arg-type]
     return combine(probs, method, w, tie=options.tie)  # type: ignore[arg-type]
 
 
@@ -155,6 +190,11 @@ def _tuning_rows(members: list[Member], val: Rows, options: EnsembleOptions) -> 
     without = [m.name for m in members if m.calib is None]
     if not without:
         return _aligned(members, "calib"), "calib"
+    if options.method == "stacking":
+        raise MedsiftError(
+            f"stacking is fit on the members' calib rows, and member(s) {', '.join(without)} have none "
+            "(give them with val=PATH,calib=PATH or --calib-file)"
+        )
     if not needs_tuning:
         return None, "none"
     if options.cross_fit:
@@ -195,7 +235,12 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
     )
     out_of_fold = None
     group_weights = None
-    if options.weights_by == "language":
+    stacking: dict[str, Any] | None = None
+    knows = [m.languages for m in members]
+    if options.method == "stacking":
+        assert tune is not None  # _tuning_rows refuses stacking without calib rows
+        stacking, policy = _fit_stacking(members, tune, options, tune_kwargs)
+    elif options.weights_by == "language":
         if tune is None or tuned_on != "calib":
             raise MedsiftError(
                 "weights per language are fit on the members' calib rows, and some member has none"
@@ -215,7 +260,9 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
             metric=options.metric,
         ).to_dict()
         weights = group_weights["pooled"]  # what the members table shows; each group has its own (report.md)
-    if tune is None:
+    if stacking is not None:
+        pass  # its policy was tuned on the out-of-fold probabilities of the calib rows
+    elif tune is None:
         policy = ThresholdPolicy(mode="global", fallback=0.5, fallback_rule="global")
     else:
         combined = _combine(
@@ -224,6 +271,7 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
             weights,
             threshold_groups(tune.ids, tune.languages),
             group_weights,
+            knows=knows,
         )
         if tuned_on.startswith("val"):
             fit = cross_fit_thresholds(
@@ -264,6 +312,7 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
         ],
         "weights": weights,
         "group_weights": group_weights,
+        "stacking": stacking,
         "calibrators": [asdict(c) for c in cals],
         "policy": policy.to_dict(),
         "rows_used": {
@@ -284,6 +333,54 @@ def _fit(members: list[Member], options: EnsembleOptions) -> dict[str, Any]:
         ],
         "ece": ece,
     }
+
+
+def _fit_stacking(
+    members: list[Member], tune: Rows, options: EnsembleOptions, tune_kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], ThresholdPolicy]:
+    """Cross-fit the stacking regression on the calib rows; thresholds are tuned on its out-of-fold output."""
+    if options.weights_by != "none" or options.calibrate != "none" or options.weights is not None:
+        raise MedsiftError(
+            "--method stacking learns its own weights: leave --weights, --weights-by and --calibrate unset"
+        )
+    names = [m.name for m in members]
+    unknown = sorted(set(options.stack_features or []) - set(names))
+    if unknown:
+        raise MedsiftError(
+            f"--stack-features: no member named {', '.join(unknown)} (members: {', '.join(names)})"
+        )
+    wanted = {
+        k: v for k, v in (tune.features or {}).items() if k.split(":", 1)[0] in (options.stack_features or [])
+    }
+    without = [n for n in options.stack_features or [] if not any(k.startswith(f"{n}:") for k in wanted)]
+    if without:
+        raise MedsiftError(
+            f"--stack-features: member(s) {', '.join(without)} wrote no per-post features ({FEATURE_PREFIX}* "
+            "columns in their probability files)"
+        )
+    groups = threshold_groups(tune.ids, tune.languages)
+    known = known_mask([m.languages for m in members], groups)
+    X, feature_names = design_matrix(tune.probs, names, known, wanted)
+    fit = cross_fit_stacker(
+        tune.y,
+        X,
+        feature_names,
+        groups,
+        folds=options.stack_folds,
+        seed=options.cross_fit_seed,
+        C=options.stack_c,
+    )
+    policy = tune_thresholds(tune.y, fit.out_of_fold, groups, **tune_kwargs)  # type: ignore[arg-type]
+    labels = policy.apply(fit.out_of_fold, groups)
+    info = {
+        "model": fit.stacker.to_dict(),
+        "folds": fit.folds,
+        "fit_on": "calib",
+        "out_of_fold_f1": score_labels(tune.y, labels),
+        "coefficients": fit.stacker.coefficients(),
+        "out_of_fold": fit.out_of_fold.tolist(),  # written to calib_probabilities.csv, then dropped
+    }
+    return info, policy
 
 
 UNSEEN_GROUP = "\x00unseen"  # a group name no language has: rows scored as a language no member saw
@@ -359,6 +456,7 @@ def _frame(rows: Rows, members: list[Member], spec: dict[str, Any]) -> tuple[pd.
         spec["weights"],
         threshold_groups(rows.ids, rows.languages),
         spec.get("group_weights"),
+        **_spec_extras(spec, rows.features),
     )
     frame = pd.DataFrame({"id": rows.ids, "language": rows.languages, "p_ade": p, "label": rows.y})
     if rows.uids is not None:
@@ -388,6 +486,7 @@ def build_ensemble(
     if (out_dir / "medsift_run.json").exists():
         raise MedsiftError("a finished run is already here; choose another output directory", file=out_dir)
     spec = _fit(members, options)
+    out_of_fold = (spec.get("stacking") or {}).pop("out_of_fold", None)
     policy = ThresholdPolicy.from_dict(spec["policy"])
     val_frame, val_p = _frame(_aligned(members, "val"), members, spec)
     val_labels = policy.apply(val_p, threshold_groups(val_frame["id"], val_frame["language"]))
@@ -395,9 +494,10 @@ def build_ensemble(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_probabilities(out_dir / "val_probabilities.csv", val_frame)
     if all(m.calib is not None for m in members):
-        write_probabilities(
-            out_dir / "calib_probabilities.csv", _frame(_aligned(members, "calib"), members, spec)[0]
-        )
+        calib_frame = _frame(_aligned(members, "calib"), members, spec)[0]
+        if out_of_fold is not None:  # stacking: each calib row as scored by the folds that did not fit on it
+            calib_frame["p_ade"] = out_of_fold
+        write_probabilities(out_dir / "calib_probabilities.csv", calib_frame)
     write_json(out_dir / "thresholds.json", spec["policy"])
     if relative_members:
         spec["members"] = [_relative_paths(m, out_dir) for m in spec["members"]]
@@ -472,24 +572,45 @@ def ensemble_probabilities(
     if probs.shape[0] != len(texts):
         raise MedsiftError(f"internal error: members gave {probs.shape[0]} rows for {len(texts)} posts")
     groups = threshold_groups(ids, languages) if ids is not None else np.asarray(languages, dtype=object)
-    p, probs = apply_spec(spec, probs, groups)
+    p, probs = apply_spec(spec, probs, groups, features=predictor.member_features(spec["members"]))
     calibrated = {name: probs[:, j] for j, name in enumerate(columns)}
     return p, calibrated, ThresholdPolicy.from_dict(spec["policy"])
 
 
 def apply_spec(
-    spec: dict[str, Any], member_probs: np.ndarray, groups: np.ndarray | list[str] | None = None
+    spec: dict[str, Any],
+    member_probs: np.ndarray,
+    groups: np.ndarray | list[str] | None = None,
+    *,
+    features: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Calibrate and combine raw member probabilities ``(n_rows, n_members)`` as ``ensemble.json`` says.
 
-    ``groups`` (each row's threshold group) are needed when the members are weighed per language.
+    ``groups`` (each row's threshold group) are needed when the members are weighed per language, when some
+    member is restricted to some languages, and for stacking; ``features`` (``"<member>:<feature>"`` ->
+    values) when the stacker reads per-post member features.
     Returns ``(combined p, calibrated member matrix)``; cut ``p`` with the spec's policy.
     """
     probs = _calibrated(np.asarray(member_probs, dtype=float), [Calibrator(**c) for c in spec["calibrators"]])
     combined = _combine(
-        probs, EnsembleOptions(**spec["options"]), spec["weights"], groups, spec.get("group_weights")
+        probs,
+        EnsembleOptions(**spec["options"]),
+        spec["weights"],
+        groups,
+        spec.get("group_weights"),
+        **_spec_extras(spec, features),
     )
     return combined, probs
+
+
+def _spec_extras(spec: dict[str, Any], features: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    """The members' languages and the stacker of an ``ensemble.json``, as :func:`_combine` takes them."""
+    stacking = spec.get("stacking") or {}
+    return {
+        "knows": [m.get("languages") for m in spec["members"]],
+        "stacker": stacking.get("model"),
+        "features": features,
+    }
 
 
 def file_member_names(run_dir: str | Path) -> list[str]:
@@ -559,8 +680,10 @@ def predict_file(
     rows = read_ade_any(input_path, labelled=None)
     languages = rows["language"].fillna("").astype(str).tolist()
     _check_member_names(run_dir, member_probabilities or {})
-    given = load_given_members(member_probabilities, rows, input_path)
+    given_features: dict[str, dict[str, np.ndarray]] = {}
+    given = load_given_members(member_probabilities, rows, input_path, given_features)
     predictor = MemberPredictor(quiet=quiet, given=given, backend=backend)
+    predictor.features.update(given_features)
     p, members, policy = ensemble_probabilities(
         run_dir, rows["text"].tolist(), languages, predictor=predictor, ids=rows["id"].astype(str).tolist()
     )

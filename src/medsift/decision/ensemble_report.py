@@ -39,6 +39,33 @@ def _group_weight_lines(weights: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _stacking_lines(stacking: dict[str, Any] | None) -> list[str]:
+    """The stacking regression's coefficients and its honest (out-of-fold) calib score, or nothing."""
+    if not stacking:
+        return []
+    lines = [
+        "",
+        "## Stacking",
+        "",
+        f"A logistic regression fit on the {stacking['fit_on']} rows only, cross-fitted over {stacking['folds']} "
+        f"folds: each calib row is scored by the folds that did not fit on it, and the thresholds are tuned on "
+        f"those out-of-fold probabilities. Out-of-fold calib F1 (after thresholds, the thresholds themselves "
+        f"tuned on these rows): {stacking['out_of_fold_f1']:.4f}. The model kept is fit on every calib row.",
+        "",
+        "Coefficients are log-odds per standard deviation of the feature (`p:<member>` is the member's logit; "
+        "`<member>:<feature>` a per-post feature):",
+        "",
+        "| feature | coefficient | odds ratio |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {c['feature']} | {c['coefficient']:+.4f} | {c['odds_ratio']:.3f} |"
+        for c in stacking["coefficients"]
+    ]
+    lines.append(f"| (intercept) | {stacking['model']['intercept']:+.4f} | |")
+    return lines
+
+
 def ensemble_report(spec: dict[str, Any]) -> str:
     """``report.md``: members and weights, thresholds per language and the fallback, ECE, rows used."""
     policy = ThresholdPolicy.from_dict(spec["policy"])
@@ -60,10 +87,13 @@ def ensemble_report(spec: dict[str, Any]) -> str:
             cal["method"], f"a={cal['a']:.3f} b={cal['b']:.3f}"
         )
         weight = "equal" if member["weight"] is None else f"{member['weight']:.3f}"
-        lines.append(
-            f"| {member['name']} | {member['kind']} | {member['val_f1_at_0.5']:.4f} | {weight} | {shown} |"
+        weight = "learned (stacking)" if spec["method"] == "stacking" else weight
+        name = member["name"] + (
+            f" (only {', '.join(member['languages'])})" if member.get("languages") else ""
         )
+        lines.append(f"| {name} | {member['kind']} | {member['val_f1_at_0.5']:.4f} | {weight} | {shown} |")
     lines += _group_weight_lines(spec.get("group_weights"))
+    lines += _stacking_lines(spec.get("stacking"))
     lines += [
         "",
         "## Thresholds",

@@ -70,6 +70,9 @@ def read_member_probabilities(path: Path, column: str = "p_ade") -> pd.DataFrame
         out["label"] = frame["label"]
     if "uid" in frame.columns:
         out["uid"] = frame["uid"].astype(str)
+    for name in frame.columns:
+        if str(name).startswith("feat__"):  # per-post member features (decision.stacking)
+            out[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
     return out
 
 
@@ -77,9 +80,10 @@ def _file_member(spec: str) -> Member:
     parts: dict[str, str] = {}
     for piece in spec.split(","):
         key, sep, value = piece.partition("=")
-        if not sep or key.strip() not in ("val", "calib", "name") or not value.strip():
+        if not sep or key.strip() not in ("val", "calib", "name", "languages") or not value.strip():
             raise MedsiftError(
-                f"member {spec!r}: expected val=PATH[,calib=PATH][,name=NAME] for a probability-file member"
+                f"member {spec!r}: expected val=PATH[,calib=PATH][,name=NAME][,languages=ja+zh] for a "
+                "probability-file member"
             )
         parts[key.strip()] = value.strip()
     if "val" not in parts:
@@ -90,10 +94,12 @@ def _file_member(spec: str) -> Member:
         if p is not None and not p.is_file():
             raise MedsiftError("probability file not found", file=p)
     name = parts.get("name") or val_path.stem.removesuffix("_probabilities").removesuffix("_val") or "files"
+    languages = sorted(x.strip() for x in parts["languages"].split("+")) if "languages" in parts else None
     return Member(
         name=name,
         kind=FILES_KIND,
         path=val_path,
+        languages=languages,
         val_path=val_path,
         calib_path=calib_path,
         val=read_member_probabilities(val_path, "p_ade"),
@@ -194,11 +200,15 @@ def _llm_probabilities(
 
 
 def load_given_members(
-    paths: dict[str, Path] | None, rows: pd.DataFrame, input_path: Path
+    paths: dict[str, Path] | None,
+    rows: pd.DataFrame,
+    input_path: Path,
+    features_out: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
     """P(ADE) of probability-file members for ``rows``, read from ``NAME -> PATH`` and aligned by id.
 
     Every file must score exactly the input's ids (no id missing, none extra); anything else is refused.
+    ``features_out`` receives each file's per-post ``feat__*`` columns, aligned the same way.
     """
     given: dict[str, np.ndarray] = {}
     ids = rows["id"].astype(str)
@@ -219,6 +229,12 @@ def load_given_members(
                 file=path,
             )
         given[name] = frame.set_index(frame_ids)["p_ade"].loc[ids].to_numpy(dtype=float)
+        if features_out is not None:
+            features_out[name] = {
+                str(c).removeprefix("feat__"): frame.set_index(frame_ids)[c].loc[ids].to_numpy(dtype=float)
+                for c in frame.columns
+                if str(c).startswith("feat__")
+            }
     return given
 
 
@@ -241,6 +257,16 @@ class MemberPredictor:
         self._outputs: dict[Path, tuple[list[str], Any]] = {}  # run folder -> (texts, prediction)
         # per classifier run: posts longer than its max_length and the long-post policy that handled them
         self.truncation: list[dict[str, Any]] = []
+        # per member name: the per-post features it gave with its last probabilities (decision.stacking)
+        self.features: dict[str, dict[str, np.ndarray]] = {}
+
+    def member_features(self, members: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """``"<member>:<feature>"`` -> values, for the members of the last call that gave per-post features."""
+        return {
+            f"{m['name']}:{feature}": values
+            for m in members
+            for feature, values in self.features.get(m["name"], {}).items()
+        }
 
     def _load(self, run_dir: Path, loader: Any) -> Any:
         if run_dir not in self._loaded:

@@ -148,7 +148,9 @@ def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
 
     ``id`` must be unique unless the frame has a ``uid`` column (a run's own val/calib rows merged from
     files whose ids repeat): then ``uid`` must be unique and ``id`` may repeat. Probabilities are written
-    with full precision so that reading them back gives the same floats. Other columns are not written.
+    with full precision so that reading them back gives the same floats. Per-post member features
+    (``feat__<name>``: finite numbers, e.g. a GLiNER scorer's entity counts) come last. Other columns are not
+    written.
     """
     path = Path(path)
     missing = [c for c in PROBABILITY_COLUMNS if c not in frame.columns]
@@ -172,6 +174,7 @@ def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
         *(["label"] if "label" in frame.columns else []),
         *([UID_COLUMN] if UID_COLUMN in frame.columns else []),
         *prob_cols[1:],
+        *_feature_columns(frame.columns),
     ]
     rows = []
     for row, record in enumerate(frame[columns].itertuples(index=False, name=None), start=1):
@@ -183,6 +186,8 @@ def write_probabilities(path: str | Path, frame: pd.DataFrame) -> None:
                 out.append("" if label is pd.NA else str(label))
             elif column == UID_COLUMN:
                 out.append(str(cells[column]))
+            elif column.startswith(FEATURE_PREFIX):
+                out.append(repr(_feature(cells[column], path, row, column)))
             else:
                 out.append(repr(_probability(cells[column], path, row, column)))
         rows.append(out)
@@ -210,4 +215,23 @@ def read_probabilities(path: str | Path) -> pd.DataFrame:
         out[UID_COLUMN] = frame[UID_COLUMN].to_numpy()
     for column in prob_cols[1:]:
         out[column] = [_probability(v, path, int(r), column) for r, v in frame[column].items()]
+    for column in _feature_columns(frame.columns):
+        out[column] = [_feature(v, path, int(r), column) for r, v in frame[column].items()]
     return out
+
+
+FEATURE_PREFIX = "feat__"  # per-post member features (medsift.decision.stacking)
+
+
+def _feature_columns(columns) -> list[str]:
+    return [str(c) for c in columns if str(c).startswith(FEATURE_PREFIX)]
+
+
+def _feature(value, path: Path, row: int, column: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number):
+        raise MedsiftError(f"{column} is {value!r}; expected a finite number", file=path, row=row)
+    return number
