@@ -58,6 +58,7 @@ def load_splits(config: AdeConfig) -> AdeSplits:
     data = config.data
     files = [resolve_data_path(p) for p in data.train]
     pool = _subsample(read_ade_files(files, labelled=True), data.max_train_rows, data.split_seed)
+    pool, augmented = split_augmented(pool)  # rows of `medsift augment` train only, never val or calib
     fractions = {"train": 1.0}
     for name, given, share in (
         ("val", data.dev, data.val_fraction),
@@ -77,6 +78,9 @@ def load_splits(config: AdeConfig) -> AdeSplits:
         return frame.assign(uid=[f"{name}:{u}" for u in frame["uid"]])
 
     splits = AdeSplits(parts["train"], given(data.dev, "val"), given(data.calib, "calib"), files)
+    if len(augmented):  # ... and never a translation of a val or calib post (that would leak it)
+        added = without_held_out_sources(augmented, pd.concat([splits.val, splits.calib]))
+        splits.train = pd.concat([splits.train, added])
     if splits.val.empty:
         raise MedsiftError(
             "no validation rows: give data.dev or a val_fraction > 0 (checkpoints are chosen on them)"
@@ -111,6 +115,28 @@ def restrict_languages(splits: AdeSplits, languages: list[str]) -> None:
             "data.val_fraction or give data.dev",
             file=splits.files[0],
         )
+
+
+def split_augmented(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(original rows, rows written by ``medsift augment``): the latter have a ``source_id``."""
+    if "source_id" not in rows.columns:
+        return rows, rows.iloc[0:0]
+    added = rows["source_id"].notna() & (rows["source_id"].astype(str).str.strip() != "")
+    return rows[~added], rows[added]
+
+
+def without_held_out_sources(augmented: pd.DataFrame, held_out: pd.DataFrame) -> pd.DataFrame:
+    """Augmented rows whose source post is not among ``held_out`` (val/calib rows, matched on id and language).
+
+    A translation of a val or calib post in the training rows would leak that post into training; such rows are
+    dropped (a source id that merely collides with a held-out id from another file is dropped too: safe).
+    """
+    held = set(zip(held_out["id"].astype(str), held_out["language"].astype(str), strict=True))
+    keep = [
+        (str(s), str(lang)) not in held
+        for s, lang in zip(augmented["source_id"], augmented["source_language"], strict=True)
+    ]
+    return augmented[keep]
 
 
 def model_texts(frame: pd.DataFrame, normalize: bool) -> list[str]:
