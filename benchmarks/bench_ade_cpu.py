@@ -129,8 +129,8 @@ def lolo(args) -> None:
 
 def refit(args) -> None:
     from medsift.config import load_config
-    from medsift.decision.ensemble import EnsembleOptions, build_ensemble
-    from medsift.decision.members import parse_member
+    from medsift.ensemble.ade import EnsembleOptions, build_ensemble
+    from medsift.ensemble.members import parse_member
 
     options = EnsembleOptions(**load_config("ade-cpu-full").ensemble.model_dump())
     for run in [args.out / "run", *sorted(args.out.glob("lolo-*/run"))]:

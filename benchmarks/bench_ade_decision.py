@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import append_section, describe_machine
 
 from medsift.decision import ThresholdPolicy, threshold_groups
-from medsift.decision.ensemble import EnsembleOptions, apply_spec, build_ensemble
-from medsift.decision.members import parse_member
+from medsift.ensemble.ade import EnsembleOptions, apply_spec, build_ensemble
+from medsift.ensemble.members import parse_member
 from medsift.io import read_probabilities
 from medsift.runs import RunManifest
 from medsift.scoring import score_ade

@@ -1,6 +1,6 @@
 """How batch size and workers shape CPU throughput: token budget x workers, torch and ONNX int8.
 
-The engine's CPU defaults (``medsift.engine.batching``: 512 tokens a batch, one single-threaded worker per
+The engine's CPU defaults (``medsift.batching``: 512 tokens a batch, one single-threaded worker per
 core) come from this sweep. One fine-tuned ADE run (its first seed), the same real posts for every setting,
 settings interleaved over several rounds so that load from other tenants of the host falls on all of them.
 Reports wall-clock posts/s and writes a section into docs/benchmarks.md.
@@ -36,7 +36,7 @@ def main() -> None:
     from medsift.ade.encode import encode_posts
     from medsift.ade.inference import positive_probabilities
     from medsift.ade.predict import AdeClassifier
-    from medsift.engine.batching import available_cores
+    from medsift.batching import available_cores
     from medsift.engine.onnx import INT8, export_onnx, onnx_positive_probabilities, session
     from medsift.runs import RunManifest
 

@@ -47,7 +47,7 @@ def machine() -> str:
 
 def run_scheme(scheme: str, args: argparse.Namespace) -> dict:
     from medsift.config import load_config
-    from medsift.impacts.predict import predict_file
+    from medsift.engine.tagger_stream import predict_file
     from medsift.impacts.train import train
     from medsift.io import read_impacts, read_impacts_submission
     from medsift.runs import read_json

@@ -184,13 +184,14 @@ def test_predict_command_writes_one_row_per_id_and_scores(trained_run: Path, tmp
 
 
 def test_distilled_student_learns_from_the_teacher(trained_run: Path, tiny_bert: Path, tmp_path: Path):
-    from medsift.ade.train import train
+    from medsift.ensemble.teacher import distill
 
     csv = make_ade_csv(tmp_path / "train.csv")
-    student = train(
+    student = distill(
         tiny_config(tiny_bert, csv, tmp_path / "student", loss={"distill_weight": 1.0}),
+        trained_run,
+        run_dir=tmp_path / "student",
         quiet=True,
-        teacher=trained_run,
     )
     manifest = json.loads((student / "medsift_run.json").read_text())
     assert manifest["extra"]["teacher"] == str(trained_run.resolve())
@@ -204,8 +205,8 @@ def test_training_on_files_that_share_ids_keeps_every_row_in_one_split_and_its_p
     """The official files repeat ids across files: a whole multi-seed run (and an ensemble of its seeds) keys
     its own probability files by uid, so no row is refused, dropped or doubled."""
     from medsift.ade.train import train
-    from medsift.decision.ensemble import EnsembleOptions, build_ensemble
-    from medsift.decision.members import parse_member
+    from medsift.ensemble.ade import EnsembleOptions, build_ensemble
+    from medsift.ensemble.members import parse_member
 
     a = make_ade_csv(tmp_path / "a.csv", n=40, seed=1)
     b = make_ade_csv(tmp_path / "b.csv", n=40, seed=2)  # the same ids (en_0, ja_3, ...) as a.csv

@@ -13,8 +13,8 @@ import pytest
 
 from medsift.ade.predict import AdeClassifier
 from medsift.config import parse_config
-from medsift.decision.ensemble import EnsembleOptions, build_ensemble, predict_file
-from medsift.decision.members import parse_member
+from medsift.ensemble.ade import EnsembleOptions, build_ensemble, predict_file
+from medsift.ensemble.members import parse_member
 from medsift.errors import MedsiftError
 from medsift.io import read_probabilities
 from test_ade import make_ade_csv

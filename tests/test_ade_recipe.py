@@ -12,7 +12,7 @@ import pytest
 
 from medsift.config import load_config, parse_config
 from medsift.decision import search_threshold
-from medsift.decision.ensemble import predict_file
+from medsift.ensemble.ade import predict_file
 from medsift.errors import ConfigError, MedsiftError
 from medsift.io import read_probabilities
 from test_ade import make_ade_csv
@@ -39,7 +39,7 @@ def recipe(tiny_bert: Path, train_csv: Path, out: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def recipe_run(tiny_bert: Path, tmp_path_factory) -> Path:
-    from medsift.ade.recipe import train
+    from medsift.ensemble.recipe import train
 
     tmp = tmp_path_factory.mktemp("recipe")
     return train(
@@ -91,7 +91,7 @@ def test_predict_after_moving_the_folder(recipe_run: Path, tmp_path: Path):
 def test_a_rerun_refuses_a_finished_run_and_bad_members_fail_before_training(
     recipe_run: Path, tiny_bert, tmp_path
 ):
-    from medsift.ade.recipe import train
+    from medsift.ensemble.recipe import train
 
     raw = recipe(tiny_bert, recipe_run.parent / "train.csv", recipe_run)
     with pytest.raises(MedsiftError, match="already finished"):
@@ -114,8 +114,8 @@ def test_the_shipped_cpu_recipe_parses_and_names_both_members():
 
 
 def test_global_fallback_keeps_half_for_unseen_languages_only(recipe_run: Path, tmp_path: Path):
-    from medsift.decision.ensemble import EnsembleOptions, build_ensemble
-    from medsift.decision.members import parse_member
+    from medsift.ensemble.ade import EnsembleOptions, build_ensemble
+    from medsift.ensemble.members import parse_member
 
     members = [m for name in ("ngram", "encoder") for m in parse_member(str(recipe_run / "members" / name))]
     options = EnsembleOptions(

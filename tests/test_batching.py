@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medsift.engine.batching import (
+from medsift.batching import (
     default_batch_tokens,
     default_workers,
     pad_batch,

@@ -18,4 +18,4 @@ def test_the_module_table_names_every_package_and_module():
         f"medsift.{m.name}" for m in pkgutil.iter_modules(medsift.__path__) if not m.name.startswith("_")
     }
     assert modules - named == set()
-    assert {"medsift.models.safe", "medsift.engine.batching"} <= named
+    assert "medsift.batching" in named

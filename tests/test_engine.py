@@ -128,13 +128,12 @@ def test_predict_file_entry_dispatches_local_and_refuses_unknown_engine(ade_run,
 
 def test_the_predict_command_dispatcher_can_pass_backend_and_engine(ade_run, tmp_path: Path):
     # what `medsift predict --backend torch --engine local` does once the lead wires the two options
-    from medsift.cli.run import call_with_options
-    from medsift.engine.streaming import predict_file
+    from medsift.kinds import predict_file
+    from medsift.runs import Run
 
     test_csv = make_ade_csv(tmp_path / "t.csv", n=5, seed=2)
-    result = call_with_options(
-        predict_file,
-        ade_run,
+    result = predict_file(
+        Run.load(ade_run),
         test_csv,
         tmp_path / "s.csv",
         probabilities=None,
@@ -145,4 +144,4 @@ def test_the_predict_command_dispatcher_can_pass_backend_and_engine(ade_run, tmp
     )
     assert result["rows"] == 5
     with pytest.raises(MedsiftError, match="--spans-json does not apply"):
-        call_with_options(predict_file, ade_run, test_csv, tmp_path / "s.csv", spans_json=tmp_path / "x.json")
+        predict_file(Run.load(ade_run), test_csv, tmp_path / "s.csv", spans_json=tmp_path / "x.json")

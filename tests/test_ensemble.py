@@ -11,8 +11,8 @@ import pytest
 
 from medsift.cli import main
 from medsift.decision import ThresholdPolicy
-from medsift.decision.ensemble import EnsembleOptions, build_ensemble, predict_file
-from medsift.decision.members import parse_member
+from medsift.ensemble.ade import EnsembleOptions, build_ensemble, predict_file
+from medsift.ensemble.members import parse_member
 from medsift.errors import MedsiftError
 from medsift.io import read_probabilities, write_probabilities
 
@@ -386,7 +386,7 @@ def test_decision_options_say_what_they_do():
 def test_an_ensemble_runs_on_onnx_and_is_served(two_runs, tmp_path: Path):
     from fastapi.testclient import TestClient
 
-    from medsift.decision.members import MemberPredictor
+    from medsift.ensemble.members import MemberPredictor
     from medsift.serve import create_app
 
     out = tmp_path / "ens"
@@ -410,7 +410,7 @@ def test_an_ensemble_runs_on_onnx_and_is_served(two_runs, tmp_path: Path):
     # One predictor loads each member run once and scores many batches.
     predictor = MemberPredictor(quiet=True)
     texts = pd.read_csv(test)["text"].tolist()
-    from medsift.decision.ensemble import ensemble_probabilities
+    from medsift.ensemble.ade import ensemble_probabilities
 
     first = ensemble_probabilities(out, texts, ["en"] * len(texts), predictor=predictor)[0]
     loaded = dict(predictor._loaded)

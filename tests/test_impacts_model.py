@@ -76,7 +76,8 @@ def _long_post(n: int = 60) -> list[str]:
     ],
 )
 def test_tagger_contract(request, tmp_path, arch, scheme, crf):
-    from medsift.impacts.predict import SpanTagger, predict_file, predict_posts
+    from medsift.engine.tagger_stream import predict_file
+    from medsift.impacts.predict import SpanTagger, predict_posts
     from medsift.impacts.train import train
     from medsift.runs import RunManifest, read_json
 

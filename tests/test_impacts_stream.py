@@ -1,4 +1,4 @@
-"""Streaming tagger prediction (``medsift.impacts.stream``): chunked equals whole-file, errors name the true row
+"""Streaming tagger prediction (``medsift.engine.tagger_stream``): chunked equals whole-file, errors name the true row
 and leave no output, repeated IDs kept, Parquet / CoNLL / raw-text inputs, the spans file's format, the progress
 bar; and the chunked Task 7 reader raises exactly what ``read_impacts`` raises."""
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from medsift.engine.tagger_stream import predict_stream, span_records
 from medsift.errors import MedsiftError
-from medsift.impacts.stream import predict_stream, span_records
 from medsift.io import read_conll, read_impacts, write_impacts_submission
 from medsift.io.impacts_chunks import read_impact_chunks
 from test_impacts_model import POSTS, _long_post, _write_csv

@@ -390,11 +390,11 @@ def test_train_bad_config_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("main_process", [True, False])
 def test_train_says_where_the_run_went_once_per_launch(main_process, tmp_path, capsys, monkeypatch):
     """Under accelerate launch / torchrun every process runs the command; only rank 0 prints the line."""
-    import medsift.cli.run as cli_run
+    import medsift.kinds
     import medsift.training
 
     monkeypatch.setattr(medsift.training, "is_main_process", lambda: main_process)
-    monkeypatch.setattr(cli_run, "load_entry", lambda _: lambda cfg, run_dir, quiet: run_dir)
+    monkeypatch.setattr(medsift.kinds, "trainer_for", lambda task, method: lambda cfg, run_dir, quiet: run_dir)
     code, out, err = run_main(["train", "ade-e5-small-cpu", "--output-dir", tmp_path / "run"], capsys)
     assert code == 0 and not err
     assert out == (f"run saved to {tmp_path / 'run'}\n" if main_process else "")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from medsift.config import parse_config
-from medsift.decision.ensemble import predict_file
+from medsift.ensemble.ade import predict_file
 from medsift.errors import MedsiftError
 from medsift.io import read_probabilities
 from test_ade import make_ade_csv
@@ -38,7 +38,7 @@ def _recipe(tiny_bert: Path, train_csv: Path, out: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def restricted_run(tiny_bert: Path, tmp_path_factory) -> Path:
-    from medsift.ade.recipe import train
+    from medsift.ensemble.recipe import train
 
     tmp = tmp_path_factory.mktemp("restricted")
     return train(

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from medsift.cli import main
-from medsift.decision.ensemble import EnsembleOptions, build_ensemble, predict_file
-from medsift.decision.members import parse_member
 from medsift.decision.restricted import combine_known, known_mask
 from medsift.decision.stacking import cross_fit_stacker, design_matrix, fit_stacker
+from medsift.ensemble.ade import EnsembleOptions, build_ensemble, predict_file
+from medsift.ensemble.members import parse_member
 from medsift.errors import MedsiftError
 from medsift.io import read_probabilities, write_probabilities
 

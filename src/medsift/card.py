@@ -175,7 +175,7 @@ def _ade_table(run_dir: Path, path: Path) -> list[str]:
 
 
 def _seed_metric_lines(run_dir: Path) -> list[str]:
-    from medsift.runs import read_json
+    from medsift.io.atomic import read_json
 
     lines = []
     for path in sorted(run_dir.glob("seed-*/metrics.json")):
@@ -191,7 +191,7 @@ def _seed_metric_lines(run_dir: Path) -> list[str]:
 def _policy(run_dir: Path):
     """The run's threshold policy (``thresholds.json``, or an ensemble's ``ensemble.json``), or None."""
     from medsift.decision import ThresholdPolicy
-    from medsift.runs import read_json
+    from medsift.io.atomic import read_json
 
     if (run_dir / "thresholds.json").is_file():
         return ThresholdPolicy.from_dict(read_json(run_dir / "thresholds.json"))

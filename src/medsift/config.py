@@ -148,7 +148,7 @@ def _load_schema_modules() -> None:
     for module in (
         "medsift.ade.config",
         "medsift.ade.ngram",
-        "medsift.ade.recipe",
+        "medsift.ensemble.recipe",
         "medsift.impacts.config",
         "medsift.llm.config",
     ):

@@ -3,8 +3,8 @@
 The training files of a config are split into K folds (stratified: ADE by label x language, impacts by the
 entity types a post holds; or one fold per language with ``group_by="language"``). For each fold, the other
 folds' rows are written to ``fold-<k>/train.csv`` in the official format, the config's own trainer
-(:data:`medsift.cli.run.TRAINERS`) trains on that file alone, and the run kind's own predictor
-(:data:`medsift.cli.run.PREDICTORS`) predicts the held-out rows. Nothing here knows how a kind trains or
+(:func:`medsift.kinds.trainer_for`) trains on that file alone, and the run kind's own predictor
+(:func:`medsift.kinds.predict_file`) predicts the held-out rows. Nothing here knows how a kind trains or
 predicts, so every kind (encoders, LLMs, new ones) is cross-validated the same way.
 
 Layout of the cv folder::
@@ -25,7 +25,6 @@ Killed and started again, finished folds are skipped and an unfinished one resum
 
 from __future__ import annotations
 
-import inspect
 import math
 import shutil
 import time
@@ -299,17 +298,15 @@ def _fold_config(config: Any, train_file: Path, run_dir: Path) -> Any:
     return parse_config(raw)
 
 
-def _predict(kind: str, run_dir: Path, test: Path, fold_dir: Path, quiet: bool) -> None:
-    from medsift.cli.run import PREDICTORS, load_entry
+def _predict(run_dir: Path, test: Path, fold_dir: Path, quiet: bool) -> None:
+    from medsift.kinds import kind_of, predict_file
+    from medsift.runs import Run
 
-    predictor = load_entry(PREDICTORS[kind])
-    accepted = inspect.signature(predictor).parameters
-    options: dict[str, Any] = {}
-    if "probabilities" in accepted:
+    run = Run.load(run_dir)
+    options: dict[str, Any] = {"quiet": quiet}
+    if "probabilities" in kind_of(run).options:
         options["probabilities"] = fold_dir / "probabilities.csv"
-    if "quiet" in accepted:
-        options["quiet"] = quiet
-    predictor(run_dir, test, fold_dir / "predictions.csv", **options)
+    predict_file(run, test, fold_dir / "predictions.csv", **options)
 
 
 def run_fold(
@@ -324,8 +321,6 @@ def run_fold(
     quiet: bool,
 ) -> dict:
     """Train on ``train_rows``, predict ``test_rows``, score; a finished fold is read back, not redone."""
-    from medsift.runs import RunManifest
-
     if (fold_dir / SCORES_FILE).exists():
         return read_json(fold_dir / SCORES_FILE)
     fold_dir.mkdir(parents=True, exist_ok=True)
@@ -336,7 +331,7 @@ def run_fold(
     run_dir = Path(trainer(_fold_config(config, train_file, run_dir), run_dir=run_dir, quiet=quiet))
     train_s = time.monotonic() - start
     start = time.monotonic()
-    _predict(RunManifest.load(run_dir).kind, run_dir, test_file, fold_dir, quiet)
+    _predict(run_dir, test_file, fold_dir, quiet)
     predict_s = time.monotonic() - start
     metrics, scores = data.score(test_rows, data.read_predictions(fold_dir, test_rows))
     if not keep_models:
@@ -384,14 +379,11 @@ def cross_validate(
     ``group_by="language"`` (ADE) makes one fold per language (leave one language out) instead of ``folds``
     stratified folds. ``keep_models=False`` deletes each fold's model weights once its rows are predicted.
     """
-    from medsift.cli.run import TRAINERS, load_entry
     from medsift.config import resolve_data_path
+    from medsift.kinds import trainer_for
 
     out_dir = Path(out_dir)
-    key = (config.task, config.method)
-    if key not in TRAINERS:
-        raise MedsiftError(f"no trainer for task '{config.task}', method '{config.method}'")
-    trainer = load_entry(TRAINERS[key])
+    trainer = trainer_for(config.task, config.method)
     data = _rows_for(config)
     names: list[str] | None = None
     if group_by is not None:

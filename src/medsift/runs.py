@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from medsift.errors import MedsiftError
-from medsift.io.atomic import atomic_write_text
+from medsift.io.atomic import atomic_write_text, read_json, write_json  # noqa: F401 (part of runs API)
 
 MANIFEST = "medsift_run.json"
 _PACKAGES = (
@@ -99,6 +99,36 @@ class RunManifest:
             raise MedsiftError(f"unreadable run manifest: {exc}", file=path) from exc
 
 
+@dataclass(frozen=True)
+class Run:
+    """A finished run folder, read once: its path, manifest and saved config. Loaders take this object, so a
+    request does not read the same files again on its way down (:func:`medsift.kinds.load`)."""
+
+    path: Path
+    manifest: RunManifest
+    config: dict[str, Any]  # config.yaml as saved (every default filled in); {} for runs without one
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.kind
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task
+
+    @property
+    def method(self) -> str | None:
+        return self.config.get("method")
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Run:
+        path = Path(run_dir)
+        manifest = RunManifest.load(path)
+        saved = path / "config.yaml"
+        config = (yaml.safe_load(saved.read_text(encoding="utf-8")) or {}) if saved.is_file() else {}
+        return cls(path, manifest, config)
+
+
 def hash_files(paths: list[str | Path]) -> dict[str, str]:
     return {str(p): file_sha256(p) for p in paths}
 
@@ -109,14 +139,6 @@ def save_resolved_config(run_dir: str | Path, config: Any) -> None:
     atomic_write_text(
         Path(run_dir) / "config.yaml", yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     )
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n")
-
-
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 LOCK = ".medsift.lock"

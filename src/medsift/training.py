@@ -129,7 +129,7 @@ def finish_seed(seed_dir: str | Path, metrics: dict[str, Any], done: dict[str, A
     """End one seed in every process: the main one writes ``metrics.json`` and the DONE marker (``done``,
     default ``metrics``); after a barrier (nobody still reads a checkpoint, every process sees DONE) it
     removes the intermediate checkpoints."""
-    from medsift.runs import write_json
+    from medsift.io.atomic import write_json
 
     seed_dir = Path(seed_dir)
     main = is_main_process()

@@ -3,7 +3,7 @@
 Inputs are sorted by length and cut into batches by a token budget (``batch_tokens`` = padded length x
 batch size, by default small on a CPU and large on a GPU), so short posts do not pay for long ones; every
 batch is padded only to its own longest input; the forward pass runs under ``torch.inference_mode``; on a
-CPU, one worker per core runs whole batches (see :mod:`medsift.engine.batching`). Outputs come back in input
+CPU, one worker per core runs whole batches (see :mod:`medsift.batching`). Outputs come back in input
 order, one per post (windows of a long post are averaged).
 """
 
@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from medsift.ade.encode import EncodedPosts
-from medsift.engine.batching import (
+from medsift.batching import (
     MAX_BATCH,
     default_batch_tokens,
     default_workers,

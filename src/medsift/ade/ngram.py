@@ -199,13 +199,13 @@ def train(config: AdeNgramConfig, *, run_dir: Path | None = None, quiet: bool = 
     """Fit the n-gram model on the run's train rows; score its val and calib rows; write the run folder."""
     import time
 
-    from medsift.ade.train import _check_or_start, _finish_run, probability_frame
+    from medsift.ade.train import _finish_run, probability_frame, write_splits
+    from medsift.trainer import start_run
 
     run_dir = Path(run_dir or config.output_dir)
-    _check_or_start(run_dir, config, write=True)
+    start_run(run_dir, config, write=True)
     splits = load_splits(config)  # type: ignore[arg-type]  # the same splits (and uids) as an encoder run
-    with atomic_write(run_dir / "splits.csv") as fh:
-        splits.table().to_csv(fh, index=False)
+    write_splits(run_dir, splits)
     seed = config.seeds[0]
     seed_dir = run_dir / f"seed-{seed}"
     if not seed_is_done(seed_dir):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -33,16 +33,15 @@ from medsift.errors import MedsiftError
 from medsift.io import write_probabilities
 from medsift.io.atomic import atomic_write
 from medsift.models import resolve_model
-from medsift.runs import RunManifest, hash_files, read_json, save_resolved_config, write_json
+from medsift.runs import RunManifest, hash_files, write_json
+from medsift.trainer import start_run, train_seeds
 from medsift.training import (
     SequentialEvalMixin,
     epoch_history,
     export_model,
     finish_seed,
     is_main_process,
-    seed_is_done,
     train_resumable,
-    wait_for_everyone,
     warn_if_oversubscribed,
 )
 
@@ -266,31 +265,6 @@ def train_seed(
     return metrics
 
 
-def _check_or_start(run_dir: Path, config: AdeConfig, *, write: bool) -> None:
-    """A run folder holds one config: restarting the same config resumes, a different one is refused.
-
-    Every process checks; only the main one (``write``) saves the config.
-    """
-    import yaml
-
-    if (run_dir / "medsift_run.json").exists():
-        raise MedsiftError(
-            "this run is already finished; choose another output_dir (or delete it)", file=run_dir
-        )
-    saved = run_dir / "config.yaml"
-    if saved.exists():
-        previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
-        if previous != config.model_dump(mode="json"):
-            raise MedsiftError(
-                "an unfinished run of a DIFFERENT config is here; resume it with its own config.yaml or choose "
-                "another output_dir",
-                file=run_dir,
-            )
-    if write:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_resolved_config(run_dir, config)
-
-
 def average_seeds(run_dir: Path, seeds: list[int], split_name: str) -> pd.DataFrame | None:
     """Multi-seed averaging: ``p_ade`` is the mean, ``p_ade__seed<N>`` keep each member.
 
@@ -316,8 +290,17 @@ def average_seeds(run_dir: Path, seeds: list[int], split_name: str) -> pd.DataFr
     return out
 
 
+class Teacher(Protocol):
+    """What distillation needs of a teacher (:class:`medsift.ensemble.teacher.RunTeacher`): where it lives and
+    its P(ADE) for rows with ``text`` and ``language``, in row order."""
+
+    path: Path
+
+    def probabilities(self, rows: pd.DataFrame, *, quiet: bool = True) -> np.ndarray: ...
+
+
 def train(
-    config: AdeConfig, *, run_dir: Path | None = None, quiet: bool = False, teacher: Path | None = None
+    config: AdeConfig, *, run_dir: Path | None = None, quiet: bool = False, teacher: Teacher | None = None
 ) -> Path:
     """Train every seed of ``config`` into one run directory and return it.
 
@@ -326,32 +309,25 @@ def train(
     the teacher's probabilities on the training rows (weight ``loss.distill_weight``) as well as the gold labels.
     """
     run_dir = Path(run_dir or config.output_dir)
-    main = is_main_process()
-    _check_or_start(run_dir, config, write=main)
+    start_run(run_dir, config)
     splits = load_splits(config)
     extra: dict[str, Any] = {}
     if teacher is not None:
-        from medsift.ade.teacher import teacher_probabilities
+        splits.train = splits.train.assign(p_teacher=teacher.probabilities(splits.train, quiet=quiet))
+        extra["teacher"] = str(Path(teacher.path).resolve())
+    return train_seeds(
+        run_dir,
+        list(config.seeds),
+        lambda seed, seed_dir: train_seed(config, splits, seed, seed_dir, quiet=quiet),
+        lambda summaries: _finish_run(run_dir, config, splits, summaries, extra),
+        start=lambda: write_splits(run_dir, splits),
+    )
 
-        splits.train = splits.train.assign(
-            p_teacher=teacher_probabilities(teacher, splits.train, quiet=quiet)
-        )
-        extra["teacher"] = str(Path(teacher).resolve())
-    if main:
-        with atomic_write(run_dir / "splits.csv") as fh:
-            splits.table().to_csv(fh, index=False)
-    wait_for_everyone()
-    summaries = []
-    for seed in config.seeds:
-        seed_dir = run_dir / f"seed-{seed}"
-        if seed_is_done(seed_dir):
-            summaries.append(read_json(seed_dir / "metrics.json"))
-            continue
-        summaries.append(train_seed(config, splits, seed, seed_dir, quiet=quiet))
-    if main:
-        _finish_run(run_dir, config, splits, summaries, extra)
-    wait_for_everyone()  # the run is complete for every process when train returns
-    return run_dir
+
+def write_splits(run_dir: Path, splits: AdeSplits) -> None:
+    """``splits.csv``: which rows went to train, val and calib (every ADE kind writes it)."""
+    with atomic_write(run_dir / "splits.csv") as fh:
+        splits.table().to_csv(fh, index=False)
 
 
 def _finish_run(

@@ -207,8 +207,8 @@ def register(app: typer.Typer) -> None:
                 raise MedsiftError("impact-tagger runs combine by a token-level vote: use --method hard")
             typer.echo(f"tagger ensemble written to {build_tagger_ensemble(members, output)}")
             return
-        from medsift.decision.ensemble import EnsembleOptions, build_ensemble
-        from medsift.decision.members import parse_member, read_member_probabilities, unique_names
+        from medsift.ensemble.ade import EnsembleOptions, build_ensemble
+        from medsift.ensemble.members import parse_member, read_member_probabilities, unique_names
 
         found = unique_names([m for spec in members for m in parse_member(spec, expand_seeds=per_seed)])
         if calib_file:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,41 +10,6 @@ import typer
 
 from medsift.cli._quiet import silence_libraries
 from medsift.errors import MedsiftError
-
-# (task, method) of a config -> its training entry point
-TRAINERS = {
-    ("ade", "encoder"): "medsift.ade.train:train",
-    ("ade", "ngram"): "medsift.ade.ngram:train",
-    ("ade", "ensemble"): "medsift.ade.recipe:train",
-    ("impacts", "encoder"): "medsift.impacts.train:train",
-    ("ade", "llm"): "medsift.llm.train:train",
-    ("impacts", "llm"): "medsift.llm.train:train",
-}
-# kind of a run (medsift_run.json) -> its prediction entry point
-PREDICTORS = {
-    "ade-classifier": "medsift.engine.streaming:predict_file",  # streams files larger than memory
-    "ade-ensemble": "medsift.decision.ensemble:predict_file",
-    "impacts-tagger": "medsift.impacts.predict:predict_file",
-    "impacts-ensemble": "medsift.impacts.predict:predict_file",
-    "ade-llm": "medsift.llm.predict:predict_file",
-    "impacts-llm": "medsift.llm.predict:predict_file",
-}
-
-
-def load_entry(spec: str):
-    module, name = spec.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def call_with_options(func, *args: Any, **options: Any) -> Any:
-    """Call ``func`` with the options it accepts; an option the run kind does not support is an error."""
-    accepted = inspect.signature(func).parameters
-    given = {k: v for k, v in options.items() if v is not None}
-    unsupported = [k for k in given if k not in accepted]
-    if unsupported:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
-        raise MedsiftError(f"{flags} does not apply to this kind of run")
-    return func(*args, **given)
 
 
 def repair_line(repairs: dict[str, Any], constrained: bool | None = None) -> str:
@@ -169,6 +132,7 @@ def _predict_on_ray(
 ) -> dict[str, Any]:
     """``--engine ray`` for an ensemble, tagger or LLM run: each shard through the kind's own predictor."""
     from medsift.engine.ray_engine import predict_shards_ray
+    from medsift.kinds import predict_run_file
 
     if probabilities is not None:
         raise MedsiftError("--probabilities is not used with --engine ray (each shard gets its own file)")
@@ -179,7 +143,7 @@ def _predict_on_ray(
         quiet=quiet,
         backend=backend or "torch",
         probabilities=manifest.task == "ade",
-        predictor=PREDICTORS[manifest.kind],
+        predictor=predict_run_file,
         task=manifest.task,
     )
 
@@ -214,8 +178,10 @@ def register(app: typer.Typer) -> None:
             silence_libraries()
         cfg = load_config(config, set_)  # validated (schema, value ranges) before anything is written
         check_data_files(cfg, config)
-        trainer = load_entry(TRAINERS[(cfg.task, cfg.method)])
+        from medsift.kinds import trainer_for
         from medsift.runs import locked_run_dir
+
+        trainer = trainer_for(cfg.task, cfg.method)
 
         with locked_run_dir(output_dir or Path(cfg.output_dir), overwrite=overwrite) as run_dir:
             run_dir = trainer(cfg, run_dir=run_dir, quiet=quiet)
@@ -239,8 +205,9 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Train one student on a teacher's soft labels, so a single model carries an ensemble's accuracy."""
-        from medsift.ade.train import train as train_ade
-        from medsift.config import load_config
+        from medsift.config import check_data_files, load_config
+        from medsift.ensemble.teacher import distill
+        from medsift.runs import locked_run_dir
         from medsift.training import is_main_process
 
         if quiet:
@@ -250,12 +217,9 @@ def register(app: typer.Typer) -> None:
             raise MedsiftError(
                 "distillation trains an ADE encoder: the student config needs task: ade, method: encoder"
             )
-        from medsift.config import check_data_files
-        from medsift.runs import locked_run_dir
-
         check_data_files(cfg, config)
         with locked_run_dir(output_dir or Path(cfg.output_dir)) as run_dir:
-            run_dir = train_ade(cfg, run_dir=run_dir, quiet=quiet, teacher=teacher)
+            run_dir = distill(cfg, teacher, run_dir=run_dir, quiet=quiet)
         if is_main_process():
             typer.echo(f"student saved to {run_dir}")
 
@@ -328,7 +292,9 @@ def register(app: typer.Typer) -> None:
         (model.long_posts) handled them.
         """
         from medsift.cli._streams import STDIO, prepare_output_dir, refuse_same_file, stdio_paths
-        from medsift.runs import RunManifest
+        from medsift.kinds import kind_of
+        from medsift.kinds import predict_file as predict_run
+        from medsift.runs import Run
 
         if quiet:
             silence_libraries()
@@ -344,18 +310,16 @@ def register(app: typer.Typer) -> None:
             prepare_output_dir(output)
         else:
             refuse_same_file([input_path, *(members or {}).values()], {"-o": output, **extra})
-        manifest = RunManifest.load(run_dir)
-        if manifest.kind not in PREDICTORS:
-            raise MedsiftError(f"unknown run kind '{manifest.kind}'", file=run_dir)
+        run = Run.load(run_dir)
+        kind_of(run)  # an unknown kind is refused before anything is read
+        manifest = run.manifest
         if engine == "ray" and manifest.kind != "ade-classifier":  # a classifier: its streaming entry's path
             result = _predict_on_ray(run_dir, manifest, input_path, output, probabilities, backend, quiet)
             _report_prediction(run_dir, manifest, result, output, as_json=as_json, quiet=quiet)
             return
-        predictor = load_entry(PREDICTORS[manifest.kind])
         with stdio_paths(input_path, output, manifest.task) as (real_input, real_output):
-            result = call_with_options(
-                predictor,
-                run_dir,
+            result = predict_run(
+                run,
                 real_input,
                 real_output,
                 probabilities=probabilities,

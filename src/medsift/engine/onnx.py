@@ -20,7 +20,7 @@ import numpy as np
 from medsift.ade.encode import EncodedPosts, encode_posts
 from medsift.ade.inference import score_batches
 from medsift.ade.predict import AdeClassifier
-from medsift.engine.batching import CPU_BATCH_TOKENS, MAX_BATCH, available_cores, pad_batch
+from medsift.batching import CPU_BATCH_TOKENS, MAX_BATCH, available_cores, pad_batch
 from medsift.engine.quantize import CALIBRATION_POSTS, int8_method, quantize_model
 from medsift.errors import MedsiftError
 from medsift.io.atomic import atomic_write_text

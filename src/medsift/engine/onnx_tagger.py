@@ -43,7 +43,7 @@ class OnnxTokenModel:
         import torch
 
         self.sess, self._decode, self._device_probe = sess, decode, torch.zeros(1)
-        self.workers = workers  # single-threaded workers sharing ``sess`` (see medsift.engine.batching)
+        self.workers = workers  # single-threaded workers sharing ``sess`` (see medsift.batching)
 
     def parameters(self):
         yield self._device_probe  # inputs stay on the CPU

@@ -9,6 +9,7 @@ output is therefore byte-identical to local scoring of the same file.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +25,17 @@ TAGGER_SHARD_SUFFIXES = (*SHARD_SUFFIXES, ".txt", ".conll", ".bio", ".iob", ".io
 class _ShardScorer:
     """Ray Data callable class: loads the classifier in ``__init__`` (once per actor).
 
-    With ``predictor`` (``"module:function"``, the ``predict_file`` of another run kind: an ensemble, a tagger,
-    an LLM run) each shard goes through that function, the one ``medsift predict`` calls, so a shard's output
-    is the file ``medsift predict`` writes for it; that function loads the run's models per shard.
+    With ``predictor`` (a run kind's file predictor, :func:`medsift.kinds.predict_run_file` for an ensemble, a
+    tagger, an LLM run) each shard goes through that function, the one ``medsift predict`` calls, so a shard's
+    output is the file ``medsift predict`` writes for it; that function loads the run's models per shard.
     """
 
-    def __init__(self, run_dir: str, backend: str, threads: int, predictor: str | None = None):
+    def __init__(self, run_dir: str, backend: str, threads: int, predictor: Callable | None = None):
         import torch
 
         torch.set_num_threads(threads)
-        self.run_dir, self.backend, self.classifier, self.predict = run_dir, backend, None, None
-        if predictor:
-            import importlib
-
-            module, name = predictor.split(":")
-            self.predict = getattr(importlib.import_module(module), name)
-        else:
+        self.run_dir, self.backend, self.classifier, self.predict = run_dir, backend, None, predictor
+        if predictor is None:
             from medsift.engine.backends import load_classifier
 
             self.classifier = load_classifier(run_dir, backend=backend, device="cpu", threads=threads)
@@ -56,12 +52,8 @@ class _ShardScorer:
                 quiet=True,
                 classifier=self.classifier,
             )
-        import inspect
-
         options = {"probabilities": Path(probs) if probs else None, "quiet": True, "backend": self.backend}
-        accepted = inspect.signature(self.predict).parameters
-        given = {k: v for k, v in options.items() if k in accepted and v is not None}
-        return self.predict(Path(self.run_dir), Path(shard), Path(output), **given)
+        return self.predict(Path(self.run_dir), Path(shard), Path(output), **options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows, errors = [], []
@@ -114,7 +106,7 @@ def predict_shards_ray(
     num_cpus: int | None = None,
     workers: int | None = None,
     probabilities: bool = False,
-    predictor: str | None = None,
+    predictor: Callable | None = None,
     task: str = "ade",
     quiet: bool = False,
 ) -> dict[str, Any]:
@@ -122,7 +114,7 @@ def predict_shards_ray(
 
     With ``probabilities`` each shard also gets ``<stem>.probabilities.csv``. Starts a local Ray instance
     (``num_cpus``) unless one is already running, and stops it again if it started it. ``predictor``
-    (``"module:function"``) scores the shards of a run that is not an ADE classifier (an ensemble, an impact
+    (:func:`medsift.kinds.predict_run_file`) scores the shards of a run that is not an ADE classifier (an ensemble, an impact
     tagger, an LLM run) with that run kind's ``predict_file``; each shard's submission is then
     ``out_dir/<shard stem>.csv``.
     """

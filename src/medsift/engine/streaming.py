@@ -1,7 +1,7 @@
 """Score files larger than memory: read a chunk, validate it, score it, append it to a temporary output.
 
 Inputs: CSV (official Task 1 columns or users' own posts), JSON lines, Parquet, read by
-:func:`medsift.io.chunks.read_chunks` (impact taggers stream through :mod:`medsift.impacts.stream`). Each
+:func:`medsift.io.chunks.read_chunks` (impact taggers stream through :mod:`medsift.engine.tagger_stream`). Each
 chunk is checked with ``medsift.io``'s rules (ids present and unique, across chunks too; texts not empty;
 labels 0/1), so a file that ``medsift.io.read_ade_any`` refuses is refused here with the same row. The output
 format follows the output suffix: ``.csv`` is the official submission (``id,predicted_label``), ``.jsonl``

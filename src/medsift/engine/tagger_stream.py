@@ -78,7 +78,7 @@ def predict_stream(
     quiet: bool = False,
     tagger: Any = None,
 ) -> dict[str, Any]:
-    """Tag ``input_path`` chunk by chunk into ``output``; see :func:`medsift.impacts.predict.predict_file`."""
+    """Tag ``input_path`` chunk by chunk into ``output``; see :func:`predict_file`."""
     from medsift.engine.backends import load_span_tagger
     from medsift.impacts.model import progress_bars
     from medsift.impacts.predict import score_tags
@@ -139,3 +139,38 @@ def predict_stream(
     if labelled:
         result["scores"] = score_tags(gold, predicted)
     return result
+
+
+def predict_file(
+    run_dir: Path,
+    input_path: Path,
+    output: Path,
+    *,
+    spans_json: Path | None = None,
+    batch_size: int | None = None,
+    backend: str = "torch",
+    quiet: bool = False,
+) -> dict:
+    """Tag a file and write ``ID,predicted_ner_tags``; return counts, and strict/relaxed scores when labelled.
+
+    Returns ``{"rows", "tokens", "spans", "members"}`` plus ``"scores"`` (``ImpactScores.to_dict()``: strict and
+    relaxed, as ``medsift score`` prints them) when the input carries gold ``ner_tags``.
+
+    ``input_path``: the official CSV (``ID,tokens`` with optional ``ner_tags``), Parquet with ``tokens`` (and
+    ``ID``, optional ``ner_tags``) or with ``text``, CoNLL (``.conll``, ``.bio``, ``.iob``, ``.iob2``), plain
+    ``.txt`` (one post per non-empty line; ID = line number) or ``.jsonl``/``.json`` with ``text`` (and
+    optional ``id``). The file is read and tagged in chunks of posts, so it
+    may be larger than memory. ``spans_json`` also writes each post's spans as a JSON array
+    (``[{"ID", "spans": [{"label", "start_token", "end_token", "text"}, ...]}]``, with ``start_char`` and
+    ``end_char`` for raw text). A progress bar counts posts (``quiet`` switches it off). ``backend="onnx"``
+    runs the exported encoders on ONNX Runtime.
+    """
+    return predict_stream(
+        run_dir,
+        input_path,
+        output,
+        spans_json=spans_json,
+        batch_size=batch_size,
+        backend=backend,
+        quiet=quiet,
+    )

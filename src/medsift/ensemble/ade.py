@@ -30,7 +30,6 @@ from medsift.decision.calibration import (
     temperature_warning,
 )
 from medsift.decision.ensemble_report import ensemble_report
-from medsift.decision.members import FILES_KIND, Member, MemberPredictor, load_given_members
 from medsift.decision.restricted import combine_known, is_restricted, known_mask
 from medsift.decision.stacking import FEATURE_PREFIX, Stacker, cross_fit_stacker, design_matrix
 from medsift.decision.thresholds import (
@@ -42,6 +41,7 @@ from medsift.decision.thresholds import (
     tune_thresholds,
 )
 from medsift.decision.voting import align_members, combine, member_key, weights_from_scores
+from medsift.ensemble.members import FILES_KIND, Member, MemberPredictor, load_given_members
 from medsift.errors import MedsiftError
 from medsift.runs import RunManifest, read_json, write_json
 from medsift.scoring.ade import CADEC_SUFFIX
@@ -575,6 +575,37 @@ def ensemble_probabilities(
     p, probs = apply_spec(spec, probs, groups, features=predictor.member_features(spec["members"]))
     calibrated = {name: probs[:, j] for j, name in enumerate(columns)}
     return p, calibrated, ThresholdPolicy.from_dict(spec["policy"])
+
+
+class EnsembleClassifier:
+    """An ADE ensemble run behind a single classifier's ``predict``: every member's models load once (on the
+    first call) and stay loaded; the result is an :class:`medsift.ade.predict.AdePrediction` whose per-member
+    columns are the calibrated member probabilities."""
+
+    def __init__(self, run_dir: str | Path, *, backend: str = "torch", quiet: bool = True):
+        self.run_dir = Path(run_dir)
+        self.members = MemberPredictor(quiet=quiet, backend=backend)
+
+    def predict(
+        self,
+        texts: list[str],
+        languages: list[str] | None = None,
+        *,
+        ids: list[str] | None = None,
+        progress: bool = False,
+        batch_tokens: int | None = None,
+    ) -> Any:
+        from medsift.ade.predict import AdePrediction
+
+        languages = list(languages) if languages is not None else [""] * len(texts)
+        before = len(self.members.truncation)
+        p, columns, policy = ensemble_probabilities(
+            self.run_dir, list(texts), languages, predictor=self.members, ids=ids
+        )
+        groups = threshold_groups(ids, languages) if ids is not None else languages
+        thresholds = policy.thresholds_for(groups)
+        truncated = sum(t["posts"] for t in self.members.truncation[before:])
+        return AdePrediction(p, columns, (p >= thresholds).astype(int), thresholds, truncated)
 
 
 def apply_spec(

@@ -313,6 +313,7 @@ class MemberPredictor:
             )
         if kind == "ade-classifier":
             pred = self._classifier(path, texts, languages)
+            self.features[member["name"]] = getattr(pred, "features", None) or {}  # a GLiNER run's, for stacking
             if member.get("seed") is None or len(pred.per_seed) == 1:
                 return np.asarray(pred.p_ade, dtype=float)
             return np.asarray(pred.per_seed[f"seed{member['seed']}"], dtype=float)
@@ -320,7 +321,7 @@ class MemberPredictor:
             config, seeds = self._load(path, _llm_seeds)
             return _llm_probabilities(config, seeds, texts, self.quiet)
         if kind == "ade-ensemble":
-            from medsift.decision.ensemble import ensemble_probabilities
+            from medsift.ensemble.ade import ensemble_probabilities
 
             return ensemble_probabilities(path, texts, languages, predictor=self)[0]
         raise MedsiftError(f"member {member['name']!r} has an unknown kind {kind!r}", file=path)

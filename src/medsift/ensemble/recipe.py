@@ -2,7 +2,7 @@
 
 ``medsift train ade-cpu-full`` is this: a character n-gram member and a multilingual encoder, each trained on the
 same files with the same carved splits (so their val and calib rows are the same rows), then combined by
-:func:`medsift.decision.ensemble.build_ensemble` with the config's ``ensemble`` options. The run folder is the
+:func:`medsift.ensemble.ade.build_ensemble` with the config's ``ensemble`` options. The run folder is the
 ensemble (kind ``ade-ensemble``: ``predict``, ``serve``, ``report`` and ``compare`` take it); each member is a
 complete run of its own under ``members/<name>/``. Killed and started again, finished members are kept, an
 unfinished encoder resumes from its last checkpoint, and the ensemble is fit last.
@@ -90,26 +90,37 @@ class AdeRecipeConfig(StrictModel):
             raise ConfigError(f"members.{name}: {exc.problem}") from None
 
 
+def _member_trainer(method: str):
+    """The trainer of an ADE member method (the kinds an ADE ensemble takes: classifier and LLM runs)."""
+    if method == "encoder":
+        from medsift.ade.train import train
+    elif method == "ngram":
+        from medsift.ade.ngram import train
+    elif method == "llm":
+        from medsift.llm.train import train
+    else:
+        raise ConfigError(f"an ADE ensemble member cannot be trained with method {method!r}")
+    return train
+
+
 def train(config: AdeRecipeConfig, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
     """Train every member (resuming unfinished ones), then fit the ensemble into ``run_dir``."""
-    from medsift.ade.train import _check_or_start
-    from medsift.cli.run import TRAINERS, load_entry
-    from medsift.decision.ensemble import EnsembleOptions, build_ensemble
-    from medsift.decision.members import parse_member
+    from medsift.ensemble.ade import EnsembleOptions, build_ensemble
+    from medsift.ensemble.members import parse_member
     from medsift.runs import RunManifest
+    from medsift.trainer import start_run
 
     run_dir = Path(run_dir or config.output_dir)
     member_configs = {
         name: config.member_config(name, run_dir) for name in config.members
     }  # all checked first
-    _check_or_start(run_dir, config, write=True)
+    start_run(run_dir, config, write=True)
     found = []
     for name, member in member_configs.items():
         member_dir = run_dir / MEMBERS_DIR / name
         if not (member_dir / "medsift_run.json").exists():
             log.info("training member %s (%s)", name, member.method)  # type: ignore[attr-defined]
-            trainer = load_entry(TRAINERS[("ade", member.method)])  # type: ignore[attr-defined]
-            trainer(member, run_dir=member_dir, quiet=quiet)
+            _member_trainer(member.method)(member, run_dir=member_dir, quiet=quiet)  # type: ignore[attr-defined]
         if RunManifest.load(member_dir).kind not in ("ade-classifier", "ade-llm"):
             raise MedsiftError(
                 "a member of an ADE ensemble must be an ADE classifier or LLM run", file=member_dir

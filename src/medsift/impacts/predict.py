@@ -1,5 +1,5 @@
-"""Prediction with trained impact taggers: ``SpanTagger`` (Python API, also behind the HTTP service) and
-``predict_file`` (what ``medsift predict RUN_DIR FILE`` calls; it streams, see :mod:`medsift.impacts.stream`).
+"""Prediction with trained impact taggers: ``SpanTagger`` (Python API, also behind the HTTP service); files go
+through :func:`medsift.engine.tagger_stream.predict_file` (what ``medsift predict RUN_DIR FILE`` calls).
 
 Every post is windowed (:mod:`medsift.impacts.windows`), so posts of any length get exactly one tag per
 input word; several seeds (or several runs) are combined by a token-level majority vote followed by BIO
@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import torch
 from tqdm.auto import tqdm
 
-from medsift.engine.batching import (
+from medsift.batching import (
     MAX_BATCH,
     default_batch_tokens,
     default_workers,
@@ -82,7 +82,7 @@ def predict_posts(
     """BIO tags, one per word, for every post (pre-split words) with one tagger.
 
     Windows are batched by a token budget, longest first (``batch_size`` caps the windows per batch), and on
-    a CPU one worker per core runs whole batches (:mod:`medsift.engine.batching`); padding is masked, so the
+    a CPU one worker per core runs whole batches (:mod:`medsift.batching`); padding is masked, so the
     batching never changes a tag.
     """
     windows, counts = encode_windows(tokenizer, posts, meta["max_length"], meta["stride"])
@@ -206,43 +206,6 @@ class SpanTagger:
                 spans.append(Span(kind, a, b, text[a:b]))
             out.append(spans)
         return out
-
-
-def predict_file(
-    run_dir: Path,
-    input_path: Path,
-    output: Path,
-    *,
-    spans_json: Path | None = None,
-    batch_size: int | None = None,
-    backend: str = "torch",
-    quiet: bool = False,
-) -> dict:
-    """Tag a file and write ``ID,predicted_ner_tags``; return counts, and strict/relaxed scores when labelled.
-
-    Returns ``{"rows", "tokens", "spans", "members"}`` plus ``"scores"`` (``ImpactScores.to_dict()``: strict and
-    relaxed, as ``medsift score`` prints them) when the input carries gold ``ner_tags``.
-
-    ``input_path``: the official CSV (``ID,tokens`` with optional ``ner_tags``), Parquet with ``tokens`` (and
-    ``ID``, optional ``ner_tags``) or with ``text``, CoNLL (``.conll``, ``.bio``, ``.iob``, ``.iob2``), plain
-    ``.txt`` (one post per non-empty line; ID = line number) or ``.jsonl``/``.json`` with ``text`` (and
-    optional ``id``). The file is read and tagged in chunks of posts (:mod:`medsift.impacts.stream`), so it
-    may be larger than memory. ``spans_json`` also writes each post's spans as a JSON array
-    (``[{"ID", "spans": [{"label", "start_token", "end_token", "text"}, ...]}]``, with ``start_char`` and
-    ``end_char`` for raw text). A progress bar counts posts (``quiet`` switches it off). ``backend="onnx"``
-    runs the exported encoders on ONNX Runtime.
-    """
-    from medsift.impacts.stream import predict_stream
-
-    return predict_stream(
-        run_dir,
-        input_path,
-        output,
-        spans_json=spans_json,
-        batch_size=batch_size,
-        backend=backend,
-        quiet=quiet,
-    )
 
 
 def score_tags(gold: list[list[str]], pred: list[list[str]]) -> dict:

@@ -30,7 +30,7 @@ from medsift.impacts.bio import (
 )
 from medsift.impacts.config import ImpactsConfig
 from medsift.impacts.model import build_model, encode_windows, progress_bars, resolve_name, save_tagger
-from medsift.training import is_main_process, wait_for_everyone
+from medsift.training import is_main_process
 
 
 def split_rows(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -150,10 +150,10 @@ def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = F
     """
     from transformers import AutoTokenizer
 
-    from medsift.runs import RunManifest, hash_files, save_resolved_config
+    from medsift.runs import RunManifest, hash_files, read_json
+    from medsift.trainer import start_run, train_seeds
 
     run_dir = Path(run_dir if run_dir is not None else config.output_dir)
-    main = is_main_process()
     data = load_data(config)
     types = entity_types(data["train"][1] + data["dev"][1])
     if not types:
@@ -161,26 +161,30 @@ def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = F
             "the training data has no impact spans at all (every tag is O)", file=data["paths"][0]
         )
     labels = label_list(types, config.scheme)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_resolved_config(run_dir, config)
-    wait_for_everyone()
+    start_run(run_dir, config)
     tokenizer = AutoTokenizer.from_pretrained(resolve_name(config.model.name))
-    summaries = {}
-    for seed in config.seeds:
-        summaries[str(seed)] = train_seed(
-            config, seed, run_dir / f"seed-{seed}", tokenizer, labels, data, quiet=quiet
-        )
-    if main:
+
+    def finish(summaries: list[dict]) -> None:
         RunManifest(
             kind="impacts-tagger",
             task="impacts",
             seeds=list(config.seeds),
             data=hash_files(data["paths"]),
-            extra={"model": config.model.name, "scheme": config.scheme, "labels": labels, "dev": summaries},
+            extra={
+                "model": config.model.name,
+                "scheme": config.scheme,
+                "labels": labels,
+                "dev": {str(s): summary for s, summary in zip(config.seeds, summaries, strict=True)},
+            },
         ).save(run_dir)
-    wait_for_everyone()  # the run is complete for every process when train returns
-    return run_dir
+
+    return train_seeds(
+        run_dir,
+        list(config.seeds),
+        lambda seed, seed_dir: train_seed(config, seed, seed_dir, tokenizer, labels, data, quiet=quiet),
+        finish,
+        done_summary=lambda seed_dir: read_json(seed_dir / "metrics.json")["summary"],
+    )
 
 
 def train_seed(

@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from medsift.errors import MedsiftError
 
@@ -93,3 +93,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_write(path, "wb") as fh:
         fh.write(data)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """``data`` as indented UTF-8 JSON, written atomically (NumPy floats written as floats)."""
+    import json
+
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    import json
+
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -129,6 +129,70 @@ def _load_run(run_dir: Path):
 DECODINGS = ("constrained", "free")
 
 
+def run_policy(run_dir: Path):
+    """The run's thresholds (``thresholds.json``, as classifier runs keep them, and as ``medsift thresholds``
+    retunes them); runs trained before LLM runs wrote one are cut at 0.5 for every language, as then."""
+    from medsift.decision import ThresholdPolicy
+    from medsift.runs import read_json
+
+    path = Path(run_dir) / "thresholds.json"
+    if path.is_file():
+        return ThresholdPolicy.from_dict(read_json(path))
+    return ThresholdPolicy(mode="global", fallback=THRESHOLD, fallback_rule="global")
+
+
+class LlmRun:
+    """A loaded LLM run behind the predictor protocol: ``predict`` (ADE runs: every seed's first-token
+    P(ADE), averaged and cut with the run's thresholds, as classifier runs are) or ``tag`` (impact runs)."""
+
+    def __init__(self, run_dir: Path, config, seeds: list[int]):
+        self.run_dir, self.config, self.seeds = Path(run_dir), config, seeds
+        self.policy = run_policy(run_dir) if config.task == "ade" else None
+        self._loaded: dict[int, tuple] = {}
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> LlmRun:
+        manifest, config = _load_run(Path(run_dir))
+        return cls(Path(run_dir), config, list(manifest.seeds))
+
+    def _model(self, seed: int):
+        if seed not in self._loaded:
+            self._loaded[seed] = load_seed_model(self.config, self.run_dir / f"seed-{seed}")
+        return self._loaded[seed]
+
+    def predict(self, texts, languages=None, *, ids=None, batch_size: int = 8, progress: bool = False):
+        """:class:`medsift.ade.predict.AdePrediction` for ``texts`` (ADE runs)."""
+        from medsift.ade.predict import decide
+        from medsift.preprocess import normalize_text
+
+        if self.config.task != "ade":
+            raise MedsiftError("an impact-span LLM run tags tokens: use tag()", file=self.run_dir)
+        texts = [normalize_text(t) for t in texts] if self.config.data.normalize else list(texts)
+        per_seed = {
+            f"seed{s}": ade_probabilities(
+                self.config,
+                self.run_dir / f"seed-{s}",
+                texts,
+                batch_size=batch_size,
+                quiet=not progress,
+                loaded=self._model(s),
+            )
+            for s in self.seeds
+        }
+        return decide(per_seed, self.policy, len(texts), languages, ids, 0)
+
+    def tag(self, tokens_list, batch_size: int = 8, *, constrained: bool | None = None) -> list[list[str]]:
+        """BIO tags per post (impact runs; the first seed's model, as ``medsift predict`` uses)."""
+        if self.config.task != "impacts":
+            raise MedsiftError("an ADE LLM run scores posts: use predict()", file=self.run_dir)
+        use = self.config.decoding.constrained if constrained is None else constrained
+        tags, _report, _raw = impact_tags(
+            self.config, self.run_dir / f"seed-{self.seeds[0]}", list(tokens_list), constrained=use,
+            batch_size=batch_size,
+        )
+        return tags
+
+
 def predict_file(
     run_dir: Path,
     input_path: Path,
@@ -157,7 +221,8 @@ def predict_file(
     if config.task == "ade":
         if decoding is not None:
             raise MedsiftError("--decoding applies to impact-span LLM runs; ADE runs read the first token")
-        return _predict_ade(config, seed_dirs, input_path, output, probabilities, batch_size, quiet, started)
+        policy = run_policy(run_dir)
+        return _predict_ade(config, seed_dirs, input_path, output, probabilities, batch_size, quiet, started, policy)
     if probabilities is not None:
         raise MedsiftError("--probabilities applies to ADE runs; impact runs can write --spans-json")
     constrained = config.decoding.constrained if decoding is None else decoding == "constrained"
@@ -166,8 +231,11 @@ def predict_file(
     )
 
 
-def _predict_ade(config, seed_dirs, input_path, output, probabilities, batch_size, quiet, started) -> dict:
+def _predict_ade(
+    config, seed_dirs, input_path, output, probabilities, batch_size, quiet, started, policy
+) -> dict:
     from medsift.ade.data import model_texts
+    from medsift.ade.predict import decide
     from medsift.io import read_ade_any, write_ade_submission, write_probabilities
 
     frame = read_ade_any(input_path)
@@ -176,9 +244,10 @@ def _predict_ade(config, seed_dirs, input_path, output, probabilities, batch_siz
         d.name.replace("-", ""): ade_probabilities(config, d, texts, batch_size=batch_size, quiet=quiet)
         for d in seed_dirs
     }
-    p = np.mean(list(members.values()), axis=0)
-    labels = (p >= THRESHOLD).astype(int)
     ids = frame["id"].astype(str)
+    # the classifier runs' decision: the seeds' mean cut per scoring group (CADEC rows apart) by thresholds.json
+    decided = decide(members, policy, len(texts), frame["language"].astype(str).tolist(), ids.tolist(), 0)
+    p, labels = decided.p_ade, decided.labels
     if len(labels) != len(frame) or ids.nunique() != len(frame):  # checked before anything is written
         raise MedsiftError(
             f"internal error: {len(labels)} predictions for {len(frame)} rows ({ids.nunique()} distinct ids)",

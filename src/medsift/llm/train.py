@@ -18,7 +18,6 @@ from medsift.runs import RunManifest, hash_files, save_resolved_config, write_js
 from medsift.training import (
     finish_seed,
     is_main_process,
-    seed_is_done,
     train_resumable,
     wait_for_everyone,
 )
@@ -167,22 +166,18 @@ def train(config, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
     """
     from medsift.llm.config import is_zero_shot, with_labels
     from medsift.llm.predict import evaluate_frame
+    from medsift.trainer import start_run, train_seeds
 
     run_dir = Path(run_dir or config.output_dir)
-    main = is_main_process()
     splits = load_splits(config)
     if config.task == "impacts":
         config = with_labels(config, list(splits.train["ner_tags"]))
     extra: dict = {"model": config.model.name}
     if config.task == "ade":
         extra["splits"] = {k: len(getattr(splits, k)) for k in ("train", "val", "calib")}
-    if main:
-        _start_run(run_dir, config, splits)
-    wait_for_everyone()
-    for seed in config.seeds:
-        seed_dir = run_dir / f"seed-{seed}"
-        if seed_is_done(seed_dir):  # resumed run: keep the finished seed and its probability files
-            continue
+    start_run(run_dir, config)
+
+    def train_seed(seed: int, seed_dir: Path) -> dict:
         train_rows = splits.train
         if config.task == "ade":
             from medsift.ade.data import training_rows
@@ -198,23 +193,26 @@ def train(config, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
         elif len(splits.val):
             summary["val"] = evaluate_frame(config, seed_dir, splits.val, quiet=quiet)[0]
         finish_seed(seed_dir, summary)
-    if main:
-        _finish_run(run_dir, config, splits, extra)
-    wait_for_everyone()  # the run is complete for every process when train returns
-    return run_dir
+        return summary
+
+    return train_seeds(
+        run_dir,
+        list(config.seeds),
+        train_seed,
+        lambda _summaries: _finish_run(run_dir, config, splits, extra),
+        start=lambda: _start_run(run_dir, config, splits),
+        done_summary=lambda _seed_dir: {},  # a resumed run keeps the finished seed and its probability files
+    )
 
 
 def _start_run(run_dir: Path, config, splits) -> None:
-    """The run folder's first files (main process only): the resolved config, the seed folders and, for ADE,
-    ``splits.csv``."""
+    """The run folder's first files (main process only): the seed folders and, for ADE, ``splits.csv``."""
     for seed in config.seeds:
         (run_dir / f"seed-{seed}").mkdir(parents=True, exist_ok=True)
-    save_resolved_config(run_dir, config)
     if config.task == "ade":
-        from medsift.io.atomic import atomic_write
+        from medsift.ade.train import write_splits
 
-        with atomic_write(run_dir / "splits.csv") as fh:
-            splits.table().to_csv(fh, index=False)
+        write_splits(run_dir, splits)
 
 
 def _finish_run(run_dir: Path, config, splits, extra: dict) -> None:
@@ -225,6 +223,11 @@ def _finish_run(run_dir: Path, config, splits, extra: dict) -> None:
 
         for split_name in ("val", "calib"):
             average_seeds(run_dir, list(config.seeds), split_name)
+        from medsift.llm.predict import run_policy
+
+        # the classifier runs' threshold file, so predict, serve, ensembles and `medsift thresholds` cut an LLM
+        # run's probabilities as they cut a classifier's (per language, CADEC apart, once retuned)
+        write_json(run_dir / "thresholds.json", run_policy(run_dir).to_dict())
     RunManifest(
         kind=KINDS[config.task],
         task=config.task,

@@ -184,7 +184,7 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
     if (path / "splits.csv").exists():
         run.splits = pd.read_csv(path / "splits.csv", dtype=str, keep_default_na=False)
     if (path / "ensemble.json").exists():
-        from medsift.decision.ensemble import read_spec
+        from medsift.ensemble.ade import read_spec
 
         run.ensemble = read_spec(path)
     if manifest.task == "ade":

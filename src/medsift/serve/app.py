@@ -61,8 +61,8 @@ def _ensemble_classifier(run_dir: Path, backend: str) -> Any:
     """An ensemble run with ``predict(texts, languages)``: every member's models loaded once, here."""
     from types import SimpleNamespace
 
-    from medsift.decision.ensemble import ensemble_probabilities, file_member_names
-    from medsift.decision.members import MemberPredictor
+    from medsift.ensemble.ade import ensemble_probabilities, file_member_names
+    from medsift.ensemble.members import MemberPredictor
 
     outside = file_member_names(run_dir)
     if outside:
