@@ -94,8 +94,8 @@ def main() -> None:
         ],
     )
     changed = ", ".join(f"`{key}` {value} (shipped {_shipped(key)})" for key, value in recipe.items())
-    from medsift.ade.predict import predict_file
     from medsift.ade.train import train
+    from medsift.engine.streaming import predict_file
 
     start = time.perf_counter()
     run_dir = train(config, quiet=True)

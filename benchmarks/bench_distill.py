@@ -23,7 +23,7 @@ from medsift.config import load_config, parse_config, read_yaml
 
 
 def _score(run_dir: Path, heldout: Path, out: Path) -> tuple[dict, float]:
-    from medsift.ade.predict import predict_file
+    from medsift.engine.streaming import predict_file
 
     start = time.perf_counter()
     result = predict_file(run_dir, heldout, out, quiet=True)

@@ -209,11 +209,13 @@ def test_a_non_main_process_writes_nothing_of_its_own(tiny_bert: Path, tmp_path:
     import medsift.ade.train as ade_train
 
     barriers = []
+    import medsift.trainer
     import medsift.training
 
-    for module in (ade_train, medsift.training):  # the trainer and its shared seed-finishing helper
-        monkeypatch.setattr(module, "is_main_process", lambda: False)
-        monkeypatch.setattr(module, "wait_for_everyone", lambda: barriers.append(1))
+    # the trainer, the skeleton around it and the shared seed-finishing helper
+    for module in (ade_train, medsift.trainer, medsift.training):
+        monkeypatch.setattr(module, "is_main_process", lambda: False, raising=False)
+        monkeypatch.setattr(module, "wait_for_everyone", lambda: barriers.append(1), raising=False)
     data = make_ade_csv(tmp_path / "train.csv", n=40)
     config = tiny_config(tiny_bert, data, tmp_path / "run", training={"num_train_epochs": 1})
     run = ade_train.train(config, quiet=True)

@@ -193,9 +193,11 @@ def test_a_non_main_process_writes_nothing_of_its_own(tiny_bert, tmp_path, monke
     import medsift.impacts.train as impacts_train
 
     barriers = []
+    import medsift.trainer
     import medsift.training
 
-    for module in (impacts_train, medsift.training):  # the trainer and its shared seed-finishing helper
+    monkeypatch.setattr(impacts_train, "is_main_process", lambda: False)
+    for module in (medsift.trainer, medsift.training):  # the trainer skeleton and its seed-finishing helper
         monkeypatch.setattr(module, "is_main_process", lambda: False)
         monkeypatch.setattr(module, "wait_for_everyone", lambda: barriers.append(1))
     torch.set_num_threads(1)

@@ -116,7 +116,10 @@ def test_no_import_cycle_between_units():
     edges = import_edges()
     cycles = _cycles(edges)
     detail = [
-        f"{a} -> {b}: {where[0]}" for cycle in cycles for (a, b), where in edges.items() if {a, b} <= set(cycle)
+        f"{a} -> {b}: {where[0]}"
+        for cycle in cycles
+        for (a, b), where in edges.items()
+        if {a, b} <= set(cycle)
     ]
     assert not cycles, "import cycles:\n" + "\n".join(detail)
 
@@ -150,7 +153,9 @@ def test_the_decision_layer_loads_no_model(unit):
             elif isinstance(node, ast.ImportFrom) and not node.level:
                 names = [node.module or ""]
             for name in names:
-                assert name.split(".")[0] not in heavy, f"{path.relative_to(ROOT)}:{node.lineno} imports {name}"
-                assert not name.startswith(("medsift.ade", "medsift.impacts", "medsift.llm", "medsift.runtime")), (
+                assert name.split(".")[0] not in heavy, (
                     f"{path.relative_to(ROOT)}:{node.lineno} imports {name}"
                 )
+                assert not name.startswith(
+                    ("medsift.ade", "medsift.impacts", "medsift.llm", "medsift.runtime")
+                ), f"{path.relative_to(ROOT)}:{node.lineno} imports {name}"

@@ -133,7 +133,10 @@ def test_train_and_load_an_encoder_run(tiny_bert, tmp_path):
     from medsift.ade.predict import AdeClassifier
 
     config = tiny_config(
-        tiny_bert, make_ade_csv(tmp_path / "train.csv", n=40), tmp_path / "run", training={"num_train_epochs": 1}
+        tiny_bert,
+        make_ade_csv(tmp_path / "train.csv", n=40),
+        tmp_path / "run",
+        training={"num_train_epochs": 1},
     )
     run = medsift.train(config)
     pred = medsift.load(run.path).predict(TEXTS, LANGUAGES)
@@ -173,7 +176,11 @@ def _llm_config(model: Path, task: str, data: Path, out: Path, **training):
         "task": task,
         "method": "llm",
         "model": {"name": str(model), "max_length": 128},
-        "data": {"train": [str(data)], "val_fraction": 0.2, **({"calib_fraction": 0.2} if task == "ade" else {})},
+        "data": {
+            "train": [str(data)],
+            "val_fraction": 0.2,
+            **({"calib_fraction": 0.2} if task == "ade" else {}),
+        },
         "training": {"per_device_train_batch_size": 4, "use_cpu": True, **training},
         "seeds": [3],
         "output_dir": str(out),

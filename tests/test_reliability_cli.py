@@ -394,7 +394,9 @@ def test_train_says_where_the_run_went_once_per_launch(main_process, tmp_path, c
     import medsift.training
 
     monkeypatch.setattr(medsift.training, "is_main_process", lambda: main_process)
-    monkeypatch.setattr(medsift.kinds, "trainer_for", lambda task, method: lambda cfg, run_dir, quiet: run_dir)
+    monkeypatch.setattr(
+        medsift.kinds, "trainer_for", lambda task, method: lambda cfg, run_dir, quiet: run_dir
+    )
     code, out, err = run_main(["train", "ade-e5-small-cpu", "--output-dir", tmp_path / "run"], capsys)
     assert code == 0 and not err
     assert out == (f"run saved to {tmp_path / 'run'}\n" if main_process else "")

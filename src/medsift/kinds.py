@@ -114,12 +114,10 @@ def _predict_classifier_file(run_dir: Path, input_path: Path, output: Path, **op
     return predict_file(run_dir, input_path, output, **options)
 
 
-
 def _predict_ensemble_file(run_dir: Path, input_path: Path, output: Path, **options: Any) -> dict[str, Any]:
     from medsift.ensemble.ade import predict_file
 
     return predict_file(run_dir, input_path, output, **options)
-
 
 
 def _predict_tagger_file(run_dir: Path, input_path: Path, output: Path, **options: Any) -> dict[str, Any]:
@@ -128,12 +126,10 @@ def _predict_tagger_file(run_dir: Path, input_path: Path, output: Path, **option
     return predict_file(run_dir, input_path, output, **options)
 
 
-
 def _predict_llm_file(run_dir: Path, input_path: Path, output: Path, **options: Any) -> dict[str, Any]:
     from medsift.llm.predict import predict_file
 
     return predict_file(run_dir, input_path, output, **options)
-
 
 
 _TAGGER_OPTIONS = ("spans_json", "batch_size", "backend", "quiet")

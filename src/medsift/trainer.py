@@ -1,7 +1,7 @@
 """The trainer skeleton every kind shares: what happens around each kind's own training of one seed.
 
-1. :func:`start_run`: a run folder holds one config. A finished run is refused; an unfinished run of the same
-   config is resumed; an unfinished run of a *different* config is refused; the main process saves the
+1. :func:`start_run`: a run folder holds one config. A finished run is refused; a run of the same config is
+   resumed; a run of a *different* config is refused; the main process saves the
    resolved config (every default filled in) before anything else.
 2. :func:`train_seeds`: the kind's own files first (``start``, main process only), a barrier, then each seed in
    turn: a seed with a ``DONE`` marker is read back, the others are trained by the kind's ``train_seed``; then
@@ -23,14 +23,17 @@ from medsift.runs import MANIFEST, save_resolved_config
 from medsift.training import is_main_process, seed_is_done, wait_for_everyone
 
 
-def start_run(run_dir: Path, config: Any, *, write: bool | None = None) -> None:
-    """Refuse a finished run and an unfinished run of a different config; save ``config`` (main process).
+def start_run(run_dir: Path, config: Any, *, write: bool | None = None, finished_ok: bool = False) -> bool:
+    """Refuse a finished run and a run of a different config; save ``config`` (main process). Returns whether
+    the run is already finished (only with ``finished_ok``: the tagger and LLM trainers hand back a finished
+    run of the same config unchanged, as they always have; the ADE classifier and ensemble trainers refuse it).
 
     Every process checks; only the main one (``write``, default: this is the main process) saves the config.
     """
     import yaml
 
-    if (run_dir / MANIFEST).exists():
+    finished = (run_dir / MANIFEST).exists()
+    if finished and not finished_ok:
         raise MedsiftError(
             "this run is already finished; choose another output_dir (or delete it)", file=run_dir
         )
@@ -43,9 +46,12 @@ def start_run(run_dir: Path, config: Any, *, write: bool | None = None) -> None:
                 "another output_dir",
                 file=run_dir,
             )
+    if finished:
+        return True
     if is_main_process() if write is None else write:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_resolved_config(run_dir, config)
+    return False
 
 
 def _metrics(seed_dir: Path) -> dict[str, Any]:

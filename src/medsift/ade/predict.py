@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from medsift.ade.config import AdeConfig
 from medsift.ade.encode import EncodedPosts, encode_posts
@@ -129,53 +128,3 @@ def decide(
     groups = threshold_groups(ids, languages) if ids is not None else languages
     thresholds = policy.thresholds_for(groups)
     return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, n_truncated)
-
-
-def prediction_frame(rows: pd.DataFrame, pred: AdePrediction) -> pd.DataFrame:
-    """The probability-file frame: id, language, p_ade, per-seed columns, label when known."""
-    out = pd.DataFrame(
-        {"id": rows["id"].to_numpy(), "language": rows["language"].to_numpy(), "p_ade": pred.p_ade}
-    )
-    for name, p in pred.per_seed.items():
-        out[f"p_ade__{name}"] = p
-    if rows["label"].notna().all():
-        out["label"] = rows["label"].astype(int).to_numpy()
-    return out
-
-
-def predict_file(
-    run_dir: Path,
-    input_path: Path,
-    output: Path,
-    *,
-    probabilities: Path | None = None,
-    batch_tokens: int | None = None,
-    quiet: bool = False,
-) -> dict[str, Any]:
-    """Write the official submission (and optionally the probability file); return scores if labelled."""
-    from medsift.io import read_ade_any, write_ade_submission, write_probabilities
-    from medsift.scoring import score_ade
-
-    rows = read_ade_any(input_path, labelled=None)
-    classifier = AdeClassifier.from_run(run_dir)
-    pred = classifier.predict(
-        rows["text"].tolist(), rows["language"].tolist(), progress=not quiet, batch_tokens=batch_tokens
-    )
-    if len(pred.labels) != len(rows):  # the engine must give exactly one prediction per input row
-        raise MedsiftError(
-            f"internal error: {len(pred.labels)} predictions for {len(rows)} rows", file=input_path
-        )
-    write_ade_submission(output, rows["id"].tolist(), pred.labels.tolist())
-    if probabilities is not None:
-        write_probabilities(probabilities, prediction_frame(rows, pred))
-    result: dict[str, Any] = {
-        "rows": len(rows),
-        "positives": int(pred.labels.sum()),
-        "truncated": pred.n_truncated,
-    }
-    if rows["label"].notna().all():
-        gold = rows[["id", "label", "language"]]
-        result["scores"] = score_ade(
-            gold, pd.DataFrame({"id": rows["id"], "predicted_label": pred.labels})
-        ).to_dict()
-    return result

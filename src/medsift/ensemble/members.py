@@ -313,7 +313,8 @@ class MemberPredictor:
             )
         if kind == "ade-classifier":
             pred = self._classifier(path, texts, languages)
-            self.features[member["name"]] = getattr(pred, "features", None) or {}  # a GLiNER run's, for stacking
+            # a GLiNER run's per-post features, for stacking
+            self.features[member["name"]] = getattr(pred, "features", None) or {}
             if member.get("seed") is None or len(pred.per_seed) == 1:
                 return np.asarray(pred.p_ade, dtype=float)
             return np.asarray(pred.per_seed[f"seed{member['seed']}"], dtype=float)

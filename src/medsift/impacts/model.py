@@ -18,6 +18,7 @@ from torch import nn
 
 from medsift.errors import MedsiftError
 from medsift.impacts.windows import Window, plan_windows
+from medsift.models import resolve_model
 from medsift.models.safe import require_safetensors
 
 TAGGER_FILE = "tagger.json"
@@ -37,19 +38,6 @@ def progress_bars(enabled: bool):
     finally:
         if was:
             hf_logging.enable_progress_bar()
-
-
-def resolve_name(name: str) -> str:
-    """Hub id / local folder unchanged; ``offline:`` aliases through :func:`medsift.models.resolve_model`."""
-    try:
-        from medsift.models import resolve_model
-    except ImportError:
-        if name.startswith("offline:"):
-            raise MedsiftError(
-                f"offline model alias '{name}' needs medsift.models, which is not installed"
-            ) from None
-        return name
-    return str(resolve_model(name))
 
 
 class CrfTagger(nn.Module):
@@ -101,7 +89,7 @@ def build_model(name: str, labels: list[str], crf: bool) -> nn.Module:
     from transformers import AutoModelForTokenClassification
 
     encoder = AutoModelForTokenClassification.from_pretrained(
-        resolve_name(name),
+        str(resolve_model(name)),
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},

@@ -29,7 +29,8 @@ from medsift.impacts.bio import (
     to_scheme,
 )
 from medsift.impacts.config import ImpactsConfig
-from medsift.impacts.model import build_model, encode_windows, progress_bars, resolve_name, save_tagger
+from medsift.impacts.model import build_model, encode_windows, progress_bars, save_tagger
+from medsift.models import resolve_model
 from medsift.training import is_main_process
 
 
@@ -161,8 +162,9 @@ def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = F
             "the training data has no impact spans at all (every tag is O)", file=data["paths"][0]
         )
     labels = label_list(types, config.scheme)
-    start_run(run_dir, config)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_name(config.model.name))
+    if start_run(run_dir, config, finished_ok=True):
+        return run_dir
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(config.model.name)))
 
     def finish(summaries: list[dict]) -> None:
         RunManifest(

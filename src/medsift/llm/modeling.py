@@ -5,20 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medsift.errors import MedsiftError
-
-
-def resolve_name(name: str) -> str:
-    """Hub ids and folders unchanged; ``offline:`` aliases through ``medsift.models``."""
-    try:
-        from medsift.models import resolve_model
-    except ImportError as exc:
-        if name.startswith("offline:"):
-            raise MedsiftError(
-                f"offline alias '{name}' needs medsift.models, which is not installed"
-            ) from exc
-        return name
-    return str(resolve_model(name))
-
+from medsift.models import resolve_model
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 PICKLED_ADAPTER = "adapter_model.bin"
@@ -56,7 +43,7 @@ def load_base(model_cfg):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quant = _quantisation(model_cfg)  # refused before anything loads
-    name = resolve_name(model_cfg.name)
+    name = str(resolve_model(model_cfg.name))
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         kwargs = {

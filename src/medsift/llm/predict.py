@@ -187,7 +187,10 @@ class LlmRun:
             raise MedsiftError("an ADE LLM run scores posts: use predict()", file=self.run_dir)
         use = self.config.decoding.constrained if constrained is None else constrained
         tags, _report, _raw = impact_tags(
-            self.config, self.run_dir / f"seed-{self.seeds[0]}", list(tokens_list), constrained=use,
+            self.config,
+            self.run_dir / f"seed-{self.seeds[0]}",
+            list(tokens_list),
+            constrained=use,
             batch_size=batch_size,
         )
         return tags
@@ -222,7 +225,9 @@ def predict_file(
         if decoding is not None:
             raise MedsiftError("--decoding applies to impact-span LLM runs; ADE runs read the first token")
         policy = run_policy(run_dir)
-        return _predict_ade(config, seed_dirs, input_path, output, probabilities, batch_size, quiet, started, policy)
+        return _predict_ade(
+            config, seed_dirs, input_path, output, probabilities, batch_size, quiet, started, policy
+        )
     if probabilities is not None:
         raise MedsiftError("--probabilities applies to ADE runs; impact runs can write --spans-json")
     constrained = config.decoding.constrained if decoding is None else decoding == "constrained"

@@ -175,7 +175,8 @@ def train(config, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
     extra: dict = {"model": config.model.name}
     if config.task == "ade":
         extra["splits"] = {k: len(getattr(splits, k)) for k in ("train", "val", "calib")}
-    start_run(run_dir, config)
+    if start_run(run_dir, config, finished_ok=True):
+        return run_dir
 
     def train_seed(seed: int, seed_dir: Path) -> dict:
         train_rows = splits.train
