@@ -168,6 +168,22 @@ def shipped_configs() -> dict[str, Path]:
     return {p.name.removesuffix(".yaml"): Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
 
 
+def describe_shipped_configs() -> list[tuple[str, str, str, str]]:
+    """``(name, task, method, model)`` of every shipped config, by name; an ensemble config names its members'
+    models joined by ``+``."""
+    out = []
+    for name, path in sorted(shipped_configs().items()):
+        raw = read_yaml(path)
+        model = (raw.get("model") or {}).get("name")
+        if raw.get("method") == "ensemble":  # a config that trains several members
+            model = "+".join(
+                (m.get("model") or {}).get("name", m.get("method", "?"))
+                for m in raw.get("members", {}).values()
+            )
+        out.append((name, str(raw.get("task")), str(raw.get("method", "encoder")), str(model)))
+    return out
+
+
 def locate_config(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.exists():

@@ -238,28 +238,32 @@ def load(run_dir: str | Path, *, backend: str = "torch") -> Any:
     return kind_of(run).load(run, backend)
 
 
-def train(
+def train_into(
     config: Any,
     *,
     run_dir: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     overwrite: bool = False,
     quiet: bool = True,
-) -> Run:
-    """Train ``config`` (a YAML path, a shipped name, or a parsed config) into a run folder; return the run.
+) -> Path:
+    """Train ``config`` (a YAML path, a shipped name, or a parsed config) into a run folder; return the folder.
 
-    The same checks as ``medsift train``: the config is validated and its data files must exist before anything
-    is written; the folder is locked while training; killed and started again, it resumes.
+    What ``medsift train`` does: the config is validated and its data files must exist before anything is
+    written; the folder is locked while training; killed and started again, it resumes.
     """
     from medsift.config import check_data_files, load_config
     from medsift.runs import locked_run_dir
 
     if isinstance(config, str | Path):
-        source, config = config, load_config(str(config), list(overrides))
-        check_data_files(config, str(source))
+        source, config = str(config), load_config(str(config), list(overrides))
+        check_data_files(config, source)
     elif overrides:
         raise MedsiftError("overrides apply to a config file or name, not to a parsed config")
     trainer = trainer_for(config.task, getattr(config, "method", "encoder"))
     with locked_run_dir(Path(run_dir or config.output_dir), overwrite=overwrite) as folder:
-        folder = trainer(config, run_dir=folder, quiet=quiet)
-    return Run.load(folder)
+        return Path(trainer(config, run_dir=folder, quiet=quiet))
+
+
+def train(config: Any, **options: Any) -> Run:
+    """:func:`train_into`, then the finished run read back (``medsift.train``)."""
+    return Run.load(train_into(config, **options))

@@ -33,48 +33,6 @@ def _score(task: Task, gold: Path, pred: Path) -> dict:
         raise MedsiftError(exc.problem, file=pred, row=exc.row) from None
 
 
-def _ade_table(scores: dict):
-    from rich import box
-    from rich.table import Table
-
-    excluded = ", ".join(scores["overall_excludes"])
-    table = Table(
-        box=box.SIMPLE_HEAVY,
-        title="Task 1 (ade): positive-class scores per language",
-        caption="overall = pooled over rows" + (f", without {excluded}" if excluded else ""),
-    )
-    table.add_column("language", no_wrap=True)
-    for name in ("rows", "gold +", "pred +", "P", "R"):
-        table.add_column(name, justify="right")
-    table.add_column("F1 (positive class)", justify="right", style="bold")
-    table.add_column("macro F1 (two-class)", justify="right", min_width=11)
-
-    def row(name: str, s: dict, **kw) -> None:
-        cells = (s["support"], s["positives"], s["predicted_positives"])
-        scores_ = (s["precision"], s["recall"], s["f1"], s["macro_f1_two_class"])
-        table.add_row(name, *map(str, cells), *(f"{v:.4f}" for v in scores_), **kw)
-
-    for lang, s in scores["per_language"].items():
-        row(lang, s)
-    row("overall", scores, style="bold")
-    return table
-
-
-def _span_table(title: str, block: dict, counts: tuple[str, ...], digits: int):
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title=title, box=box.SIMPLE_HEAVY)
-    table.add_column("type", no_wrap=True)
-    for name in (*counts, "P", "R", "F1"):
-        table.add_column(name.replace("_tokens", " tok"), justify="right")
-    for kind, s in [*block["per_type"].items(), ("overall (micro)", block["overall"])]:
-        table.add_row(
-            kind, *(str(s[c]) for c in counts), *(f"{s[k]:.{digits}f}" for k in ("precision", "recall", "f1"))
-        )
-    return table
-
-
 def register(app: typer.Typer) -> None:
     """Add ``medsift score``."""
 
@@ -106,24 +64,6 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(text)
             return
-        from rich.console import Console
+        from medsift.cli._render import print_scores
 
-        console = Console()
-        if task is Task.ade:
-            console.print(_ade_table(scores))
-            return
-        console.print(
-            _span_table(
-                "Task 7 (impacts): strict entity F1 (seqeval default)", scores["strict"], ("support",), 4
-            )
-        )
-        relaxed = ("overlap", "gold_tokens", "pred_tokens")
-        console.print(
-            _span_table(
-                "Task 7 (impacts): relaxed token-overlap F1, rounded as the official script",
-                scores["relaxed"],
-                relaxed,
-                3,
-            )
-        )
-        console.print(f"{scores['sequences']} sequences")
+        print_scores(task.value, scores, official_titles=True)

@@ -47,3 +47,25 @@ def distill(config, teacher: str | Path, *, run_dir: Path, quiet: bool = False) 
             "distillation trains an ADE encoder: the student config needs task: ade, method: encoder"
         )
     return train(config, run_dir=run_dir, quiet=quiet, teacher=RunTeacher(Path(teacher)))
+
+
+def distill_config(
+    teacher: str | Path,
+    config: str,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    run_dir: Path | None = None,
+    quiet: bool = False,
+) -> Path:
+    """``medsift distill``: the student config (a file or shipped name) checked, then trained in a locked folder."""
+    from medsift.config import check_data_files, load_config
+    from medsift.runs import locked_run_dir
+
+    student = load_config(config, list(overrides))
+    if (student.task, student.method) != ("ade", "encoder"):
+        raise MedsiftError(
+            "distillation trains an ADE encoder: the student config needs task: ade, method: encoder"
+        )
+    check_data_files(student, config)
+    with locked_run_dir(run_dir or Path(student.output_dir)) as folder:
+        return distill(student, teacher, run_dir=folder, quiet=quiet)

@@ -194,3 +194,30 @@ def span_type_bars(per_type: dict[str, tuple[float, float]]) -> bytes:
         ax.set_ylabel("F1")
         ax.legend(fontsize=8)
         return _png(fig)
+
+
+def histogram_panels(hists: dict, title: str) -> bytes:
+    """``medsift histograms --png``: one panel per language, positive and negative shares per bin, the overlap
+    coefficient in each panel's title."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(hists), 1, figsize=(6, 2.2 * len(hists)), squeeze=False)
+    try:
+        for ax, (lang, h) in zip(axes[:, 0], hists.items(), strict=True):
+            centres, width = (h.edges[:-1] + h.edges[1:]) / 2, h.edges[1] - h.edges[0]
+            ax.bar(centres, h.negative_share, width=width, alpha=0.5, label=f"negative ({h.n_negative})")
+            ax.bar(centres, h.positive_share, width=width, alpha=0.5, label=f"positive ({h.n_positive})")
+            ax.set_title(f"{lang}: overlap {h.overlap:.3f}", fontsize=9)
+            ax.set_xlim(0, 1)
+            ax.legend(fontsize=7)
+        axes[-1, 0].set_xlabel("p_ade")
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        return buf.getvalue()
+    finally:
+        plt.close(fig)

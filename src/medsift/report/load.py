@@ -240,3 +240,27 @@ def add_impacts_test(run: RunData, gold_path: str | Path, pred_path: str | Path)
     except MedsiftError as exc:  # the scorer names ids and lengths; the file is the submission
         raise MedsiftError(exc.problem, file=exc.file or pred_path, row=exc.row) from exc
     run.impact_test = ImpactTest(gold, pred, scores)
+
+
+def read_policy(path: str | Path) -> ThresholdPolicy:
+    """The threshold policy of a run folder (its ``thresholds.json``) or of a ``thresholds.json`` file."""
+    path = Path(path)
+    file = path / "thresholds.json" if path.is_dir() else path
+    if not file.is_file():
+        raise MedsiftError("no thresholds.json here", file=path)
+    return ThresholdPolicy.from_dict(read_json(file))
+
+
+def labelled_probabilities(path: str | Path) -> tuple[Path, pd.DataFrame]:
+    """Labelled probability rows of a run (its calib rows when it has them, else val) or of a probability file;
+    returns the file read and its rows."""
+    from medsift.io import read_probabilities
+
+    path = Path(path)
+    if path.is_dir():
+        calib = path / "calib_probabilities.csv"
+        path = calib if calib.is_file() else path / "val_probabilities.csv"
+    frame = read_probabilities(path)
+    if "label" not in frame.columns or frame["label"].isna().any():
+        raise MedsiftError("every row needs a label (histograms compare positives with negatives)", file=path)
+    return path, frame
