@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from medsift.errors import MedsiftError
+from medsift.io.formats import suffixes
 
-SHARD_SUFFIXES = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
+SHARD_SUFFIXES = suffixes(ade_posts=True)
 # impact taggers also read plain-text posts and CoNLL files
-TAGGER_SHARD_SUFFIXES = (*SHARD_SUFFIXES, ".txt", ".conll", ".bio", ".iob", ".iob2")
+TAGGER_SHARD_SUFFIXES = suffixes(tagger_input=True)
 
 
 class _ShardScorer:

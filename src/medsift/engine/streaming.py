@@ -25,8 +25,8 @@ from medsift.engine.resume import RESUMABLE, ResumableOutputs
 from medsift.errors import MedsiftError
 from medsift.io.ade import count_blank
 from medsift.io.atomic import atomic_write
-from medsift.io.chunks import JSON_SUFFIXES as _JSON
 from medsift.io.chunks import count_rows, read_chunks
+from medsift.io.formats import FORMATS, format_of
 
 __all__ = ["predict_file", "predict_stream", "read_chunks"]
 _RECORD_COLUMNS = ["id", "language", "p_ade", "predicted_label", "threshold"]
@@ -35,19 +35,19 @@ _RECORD_COLUMNS = ["id", "language", "p_ade", "predicted_label", "threshold"]
 class _Writer:
     """Appends scored chunks to an open temporary file in the format the output suffix names."""
 
-    def __init__(self, fh: IO, suffix: str, *, header: bool = True):
-        self.fh, self.suffix, self.parquet = fh, suffix, None
-        if suffix == ".csv" and header:
+    def __init__(self, fh: IO, fmt: str, *, header: bool = True):
+        self.fh, self.format, self.parquet = fh, fmt, None
+        if fmt == "csv" and header:
             _csv_row(fh, ["id", "predicted_label"])
 
     def write(self, records: pd.DataFrame) -> None:
-        if self.suffix == ".csv":
+        if self.format == "csv":
             write_rows = (
                 (i, int(label)) for i, label in zip(records["id"], records["predicted_label"], strict=True)
             )
             for row in write_rows:
                 _csv_row(self.fh, list(row))
-        elif self.suffix in _JSON:
+        elif self.format == "json":
             for record in records.to_dict(orient="records"):
                 self.fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
@@ -85,7 +85,8 @@ def predict_stream(
     input_path, output = Path(input_path), Path(output)
     probabilities = Path(probabilities) if probabilities is not None else None
     suffix = output.suffix.lower()
-    if suffix not in {".csv", ".parquet", *_JSON}:
+    fmt = format_of(output)
+    if suffix not in FORMATS[fmt].suffixes or not FORMATS[fmt].prediction_output:
         raise MedsiftError("output must end in .csv, .jsonl or .parquet", file=output)
     classifier = classifier or load_classifier(run_dir, backend=backend)
     ids_out, gold, predicted, languages = [], [], [], []
@@ -106,9 +107,9 @@ def predict_stream(
             predicted = outputs.done_labels(suffix)
         else:
             outputs, done = None, 0
-            fh = stack.enter_context(atomic_write(output, "wb" if suffix == ".parquet" else "w"))
+            fh = stack.enter_context(atomic_write(output, "wb" if fmt == "parquet" else "w"))
             pfh = stack.enter_context(atomic_write(probabilities)) if probabilities is not None else None
-        writer = _Writer(fh, suffix, header=not done)
+        writer = _Writer(fh, fmt, header=not done)
         for k, chunk in enumerate(read_chunks(input_path, chunk_rows)):
             ids_out.extend(chunk["id"].tolist())
             gold.extend(chunk["label"].tolist())

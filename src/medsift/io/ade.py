@@ -16,6 +16,7 @@ import pandas as pd
 from medsift.errors import MedsiftError
 from medsift.io._load import lines as _lines
 from medsift.io._load import load_csv, load_header, read_text, refuse_nul_values, refuse_surrogates
+from medsift.io.formats import ade_format_of
 
 ADE_COLUMNS = ["id", "text", "label", "language", "origin", "type", "split", "source", "uid"]
 # The columns of the official test file; a CSV that has them all is read as an official file.
@@ -223,10 +224,10 @@ def read_texts(path: str | Path, *, labelled: bool | None = None) -> pd.DataFram
     ``language`` to ``""`` (unknown). An optional ``label`` is read like :func:`read_ade` reads it.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in {".jsonl", ".json", ".ndjson"}:
+    fmt = ade_format_of(path)
+    if fmt == "json":
         frame = _frame_from_json(path)
-    elif suffix == ".parquet":
+    elif fmt == "parquet":
         frame = _frame_from_parquet(path)
     else:
         frame = load_csv(path, ["text"], what="CSV of posts")
@@ -240,7 +241,7 @@ def read_texts(path: str | Path, *, labelled: bool | None = None) -> pd.DataFram
 def read_ade_any(path: str | Path, *, labelled: bool | None = None) -> pd.DataFrame:
     """Read a Task 1 file if the CSV has the official columns, else read it as users' own posts."""
     path = Path(path)
-    if path.suffix.lower() in {".jsonl", ".json", ".ndjson", ".parquet"}:
+    if ade_format_of(path) != "csv":
         return read_texts(path, labelled=labelled)
     header = load_header(path)
     if all(name in header for name in OFFICIAL_TEST_COLUMNS):

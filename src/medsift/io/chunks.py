@@ -31,8 +31,7 @@ from medsift.io.ade import (
     _use_labels,
     json_post,
 )
-
-JSON_SUFFIXES = {".jsonl", ".json", ".ndjson"}
+from medsift.io.formats import ade_format_of
 
 
 def csv_chunks(
@@ -273,11 +272,11 @@ def count_rows(path: str | Path) -> int | None:
     Any problem returns None: the reader itself names it.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
+    fmt = ade_format_of(path)
     try:
-        if suffix == ".parquet":
+        if fmt == "parquet":
             return int(open_parquet(path).metadata.num_rows)
-        if suffix in JSON_SUFFIXES:
+        if fmt == "json":
             if _starts_with_bracket(path):
                 return None
             with open(path, "rb") as fh:
@@ -297,14 +296,7 @@ def read_chunks(path: str | Path, chunk_rows: int = 4096) -> Iterator[pd.DataFra
 def numbered_chunks(path: str | Path, chunk_rows: int = 4096) -> Iterator[tuple[list[int], pd.DataFrame]]:
     """:func:`read_chunks`' frames with the row (line, for JSON lines) of each of their rows."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    chunks = (
-        _json_chunks
-        if suffix in JSON_SUFFIXES
-        else _parquet_chunks
-        if suffix == ".parquet"
-        else _ade_csv_chunks
-    )
+    chunks = {"json": _json_chunks, "parquet": _parquet_chunks}.get(ade_format_of(path), _ade_csv_chunks)
     seen: dict[str, int] = {}
     empty = True
     for frame, official in chunks(path, chunk_rows):

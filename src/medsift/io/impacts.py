@@ -17,6 +17,7 @@ import pandas as pd
 from medsift.errors import MedsiftError
 from medsift.io._load import check_writable, load_csv, refuse_surrogates, write_csv_rows
 from medsift.io.atomic import atomic_write
+from medsift.io.formats import format_of
 
 IMPACT_COLUMNS = ["ID", "tokens", "ner_tags", "labels", "source", "uid"]
 SUBMISSION_COLUMNS = ("ID", "predicted_ner_tags")
@@ -161,9 +162,6 @@ def impact_row(
     return tokens, tags, labels
 
 
-CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".iob2")
-
-
 def read_impacts(
     path: str | Path, *, labelled: bool | None = None, label_set: Iterable[str] | None = None
 ) -> pd.DataFrame:
@@ -174,7 +172,7 @@ def read_impacts(
     (``.conll``, ``.bio``, ``.iob``, ``.iob2``) is read by :func:`medsift.io.read_conll` into the same frame.
     """
     path = Path(path)
-    if path.suffix.lower() in CONLL_SUFFIXES:
+    if format_of(path) == "conll":
         from medsift.io.conll import read_conll
 
         return read_conll(path)  # every tag is checked there, errors naming the line

@@ -25,13 +25,13 @@ import pandas as pd
 from medsift.errors import MedsiftError
 from medsift.io._load import check_columns, iter_posts, refuse_nul_values
 from medsift.io.chunks import (
-    JSON_SUFFIXES,
     csv_chunks,
     numbered_chunks,
     open_parquet,
     raise_file_problem,
 )
-from medsift.io.impacts import CONLL_SUFFIXES, impact_row, is_empty_cell
+from medsift.io.formats import format_of
+from medsift.io.impacts import impact_row, is_empty_cell
 
 ROW_COLUMNS = ["ID", "tokens", "ner_tags", "labels"]
 _WHAT = "Task 7 (impacts) CSV"
@@ -133,7 +133,7 @@ def _conll_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def _post_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    if path.suffix.lower() != ".txt":  # JSON lines / arrays, Parquet with text
+    if format_of(path) != "text":  # JSON lines / arrays, Parquet with text
         for rows, frame in numbered_chunks(path, chunk_rows):
             yield pd.DataFrame(
                 {"ID": frame["id"].astype(str).tolist(), "text": frame["text"].tolist()}, index=rows
@@ -161,12 +161,12 @@ def read_impact_chunks(
 ) -> Iterator[pd.DataFrame]:
     """Frames of at most ``chunk_rows`` posts: Task 7 rows or raw posts (see the module docstring)."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in CONLL_SUFFIXES:
+    fmt = format_of(path)
+    if fmt == "conll":
         yield from _conll_chunks(path, chunk_rows)
-    elif suffix == ".txt" or suffix in JSON_SUFFIXES:
+    elif fmt in ("text", "json"):
         yield from _post_chunks(path, chunk_rows)
-    elif suffix == ".parquet":
+    elif fmt == "parquet":
         parquet = open_parquet(path)
         names = parquet.schema_arrow.names
         if "tokens" in names:
