@@ -28,6 +28,12 @@ from medsift.batching import (
 )
 
 
+def positive_softmax(logits: np.ndarray) -> np.ndarray:
+    """P(label 1) from two-class logits ``(n, 2)``, computed stably in numpy (the Trainer's eval predictions)."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    return np.exp(z[:, 1]) / np.exp(z).sum(axis=1)
+
+
 def pool_windows(encoded: EncodedPosts, per_input: np.ndarray) -> np.ndarray:
     """One value per post: the mean over the post's inputs (its windows, or its single input)."""
     posts = np.array([f["post"] for f in encoded.features], dtype=np.int64)
@@ -97,4 +103,10 @@ def positive_probabilities(
         )
 
 
-__all__ = ["pool_windows", "positive_probabilities", "score_batches", "token_budget_batches"]
+__all__ = [
+    "pool_windows",
+    "positive_probabilities",
+    "positive_softmax",
+    "score_batches",
+    "token_budget_batches",
+]

@@ -26,7 +26,7 @@ from transformers.trainer_callback import PrinterCallback
 from medsift.ade.config import AdeConfig
 from medsift.ade.data import AdeSplits, load_splits, model_texts, training_rows
 from medsift.ade.encode import EncodedPosts, encode_posts
-from medsift.ade.inference import positive_probabilities
+from medsift.ade.inference import pool_windows, positive_probabilities, positive_softmax
 from medsift.ade.loss import classification_loss
 from medsift.decision import ThresholdPolicy
 from medsift.errors import MedsiftError
@@ -114,15 +114,10 @@ def freeze_for_training(model: Any, *, freeze_embeddings: bool, freeze_layers: i
 
 def _post_metrics(encoded: EncodedPosts, labels: np.ndarray, threshold: float):
     """compute_metrics over posts: window probabilities are averaged per post before the cut."""
-    posts = np.array([f["post"] for f in encoded.features])
 
     def compute(pred) -> dict[str, float]:
         logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
-        z = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(z[:, 1]) / np.exp(z).sum(axis=1)
-        p_post = np.bincount(posts, weights=p, minlength=encoded.n_posts) / np.bincount(
-            posts, minlength=encoded.n_posts
-        )
+        p_post = pool_windows(encoded, positive_softmax(logits))  # (n_posts,)
         y_hat = (p_post >= threshold).astype(int)
         return {
             "f1": f1_score(labels, y_hat, pos_label=1, zero_division=0),
