@@ -148,6 +148,7 @@ def _load_schema_modules() -> None:
     for module in (
         "medsift.ade.config",
         "medsift.ade.ngram",
+        "medsift.ade.zeroshot.config",
         "medsift.ensemble.recipe",
         "medsift.impacts.config",
         "medsift.llm.config",

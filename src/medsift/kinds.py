@@ -58,6 +58,12 @@ def _train_ade_ngram(config: Any, *, run_dir: Path, quiet: bool = False) -> Path
     return train(config, run_dir=run_dir, quiet=quiet)
 
 
+def _train_ade_zeroshot(config: Any, *, run_dir: Path, quiet: bool = False) -> Path:
+    from medsift.ade.zeroshot.run import train
+
+    return train(config, run_dir=run_dir, quiet=quiet)
+
+
 def _train_recipe(config: Any, *, run_dir: Path, quiet: bool = False) -> Path:
     from medsift.ensemble.recipe import train
 
@@ -144,8 +150,13 @@ KINDS: dict[str, RunKind] = {
             _load_classifier,
             _predict_classifier_file,
             ("probabilities", "backend", "engine", "quiet"),
-            {"encoder": _train_ade_encoder, "ngram": _train_ade_ngram},
-            "ADE classifier: fine-tuned encoder seeds, or the character n-gram member",
+            {
+                "encoder": _train_ade_encoder,
+                "ngram": _train_ade_ngram,
+                "nli": _train_ade_zeroshot,
+                "gliner": _train_ade_zeroshot,
+            },
+            "ADE classifier: fine-tuned encoder seeds, the character n-gram member, or a zero-shot NLI/GLiNER scorer",
         ),
         RunKind(
             "ade-ensemble",

@@ -61,6 +61,10 @@ class AdeClassifier:
             from medsift.ade.ngram import NgramClassifier
 
             return NgramClassifier.from_run(run_dir, config)  # type: ignore[return-value]
+        if getattr(config, "method", "encoder") in ("nli", "gliner"):  # zero-shot scorers: nothing trained
+            from medsift.ade.zeroshot.run import ZeroShotClassifier
+
+            return ZeroShotClassifier.from_run(run_dir, config)  # type: ignore[return-value]
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         models = {}
         for seed in manifest.seeds:

@@ -98,6 +98,8 @@ def _member_trainer(method: str):
         from medsift.ade.ngram import train
     elif method == "llm":
         from medsift.llm.train import train
+    elif method in ("nli", "gliner"):  # zero-shot scorers: nothing trained, val and calib rows scored
+        from medsift.ade.zeroshot.run import train
     else:
         raise ConfigError(f"an ADE ensemble member cannot be trained with method {method!r}")
     return train
