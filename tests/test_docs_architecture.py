@@ -19,3 +19,13 @@ def test_the_module_table_names_every_package_and_module():
     }
     assert modules - named == set()
     assert "medsift.batching" in named
+
+
+def test_every_cited_doc_exists_and_no_doc_names_an_absolute_machine_path():
+    root = DOC.parents[1]
+    texts = [p.read_text(encoding="utf-8") for p in [*root.glob("docs/*.md"), root / "README.md"]]
+    texts += [p.read_text(encoding="utf-8") for p in (root / "src" / "medsift").rglob("*.py")]
+    cited = {name for text in texts for name in re.findall(r"(?<!shared/)docs/([a-z0-9_-]+\.md)", text)}
+    assert cited and not [name for name in cited if not (root / "docs" / name).is_file()]
+    for path in [*root.glob("docs/*.md"), root / "README.md"]:
+        assert "/work/" not in path.read_text(encoding="utf-8"), path.name
