@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from medsift.errors import MedsiftError
+from medsift.results import PredictionResult
 from medsift.runs import Run
 
 Trainer = Callable[..., Path]  # (config, *, run_dir, quiet) -> run_dir
@@ -224,7 +225,7 @@ def trainer_for(task: str, method: str) -> Trainer:
     raise MedsiftError(f"no trainer for task={task} method={method}; known: {known}")
 
 
-def predict_file(run: Run, input_path: Path, output: Path, **options: Any) -> dict[str, Any]:
+def predict_file(run: Run, input_path: Path, output: Path, **options: Any) -> PredictionResult:
     """``medsift predict`` for any kind; an option (not None) the kind does not take is an error naming it."""
     kind = kind_of(run)
     given = {k: v for k, v in options.items() if v is not None}
@@ -232,7 +233,7 @@ def predict_file(run: Run, input_path: Path, output: Path, **options: Any) -> di
     if unsupported:
         flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
         raise MedsiftError(f"{flags} does not apply to this kind of run")
-    return kind.predict_file(run.path, input_path, output, **given)
+    return PredictionResult.from_dict(kind.predict_file(run.path, input_path, output, **given))
 
 
 def predict_run_file(run_dir: Path, input_path: Path, output: Path, **options: Any) -> dict[str, Any]:

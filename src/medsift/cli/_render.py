@@ -125,19 +125,19 @@ def warn(line: str, color: str = "red") -> None:
     typer.secho(f"WARNING: {line}", err=True, fg=color, bold=color == "red")
 
 
-def _truncation_lines(run, result: dict[str, Any]) -> list[str]:
+def _truncation_lines(run, result) -> list[str]:
     """How many posts did not fit the model and which long-post policy handled them."""
     from medsift.ade.config import truncation_note
 
-    entries = result.get("truncation")
-    if entries is None and run.kind == "ade-classifier" and "truncated" in result:
+    entries = result.truncation
+    if entries is None and run.kind == "ade-classifier" and result.truncated is not None:
         if run.method == "ngram":  # reads every post whole: nothing to report
             return []
         model = run.config["model"]  # the saved config: every default filled in
         entries = [
-            {"posts": result["truncated"], "max_length": model["max_length"], "policy": model["long_posts"]}
+            {"posts": result.truncated, "max_length": model["max_length"], "policy": model["long_posts"]}
         ]
-    rows = result.get("rows", "?")
+    rows = "?" if result.rows is None else result.rows
     return [
         truncation_note(
             e["posts"], rows, e["max_length"], e["policy"], e.get("run") if len(entries) > 1 else None
@@ -146,8 +146,9 @@ def _truncation_lines(run, result: dict[str, Any]) -> list[str]:
     ]
 
 
-def prediction_notes(run, result: dict[str, Any], output: Path, *, as_json: bool, quiet: bool) -> None:
-    """What ``predict`` tells the user: rows written, blank and long posts, fallbacks (stderr), then scores.
+def prediction_notes(run, result, output: Path, *, as_json: bool, quiet: bool) -> None:
+    """What ``predict`` tells the user of a :class:`medsift.results.PredictionResult`: rows written, blank and
+    long posts, fallbacks (stderr), then scores.
 
     ``-q`` silences the notes; scores go to stdout, or to stderr when stdout carries the submission (``-o -``).
     """
@@ -156,28 +157,28 @@ def prediction_notes(run, result: dict[str, Any], output: Path, *, as_json: bool
     to_stdout = output != Path("-")
     if not quiet:
         where = "standard output" if not to_stdout else str(output)
-        lines = [f"wrote {where} ({result.get('rows', '?')} rows)"]
-        if result.get("resumed_rows"):
+        lines = [f"wrote {where} ({'?' if result.rows is None else result.rows} rows)"]
+        if result.resumed_rows:
             lines.append(
-                f"resumed a killed run: {result['resumed_rows']} rows it had scored were kept, not scored again"
+                f"resumed a killed run: {result.resumed_rows} rows it had scored were kept, not scored again"
             )
-        if result.get("blank_posts"):
+        if result.blank_posts:
             lines.append(
-                f"{result['blank_posts']} blank post(s) (empty or only whitespace) were predicted like any "
+                f"{result.blank_posts} blank post(s) (empty or only whitespace) were predicted like any "
                 "other row (the model sees no text for them)"
             )
-        if result.get("repairs"):
-            lines.append(repair_line(result["repairs"], result.get("constrained")))
+        if result.repairs:
+            lines.append(repair_line(result.repairs, result.constrained))
         lines += _truncation_lines(run, result)
-        if result.get("fallback_rows"):
+        if result.fallback_rows:
             lines.append(
-                f"{result['fallback_rows']} rows of group(s) {', '.join(result['fallback_groups'])} have no tuned "
+                f"{result.fallback_rows} rows of group(s) {', '.join(result.fallback_groups)} have no tuned "
                 "threshold of their own and used the fallback"
             )
         for line in lines:
             typer.echo(line, err=True)
-    if result.get("scores") and (to_stdout or not quiet):
+    if result.scores and (to_stdout or not quiet):
         if as_json:
-            typer.echo(json.dumps(result["scores"], indent=2, default=float), err=not to_stdout)
+            typer.echo(json.dumps(result.scores, indent=2, default=float), err=not to_stdout)
         else:
-            print_scores(run.task, result["scores"], stderr=not to_stdout)
+            print_scores(run.task, result.scores, stderr=not to_stdout)

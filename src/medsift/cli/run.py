@@ -172,6 +172,7 @@ def predict(
     (model.long_posts) handled them.
     """
     from medsift.kinds import kind_of
+    from medsift.results import PredictionResult
     from medsift.runs import Run
 
     if quiet:
@@ -184,6 +185,7 @@ def predict(
     kind_of(run)  # an unknown kind is refused before anything is read
     if engine == "ray" and run.kind != "ade-classifier":  # a classifier: its streaming entry's path
         result = _predict_on_ray(run_dir, run.manifest, input_path, output, probabilities, backend, quiet)
+        result = PredictionResult.from_dict(result)
     else:
         result = _predict_local(run, input_path, output, quiet=quiet, engine=engine, **options)
     prediction_notes(run, result, output, as_json=as_json, quiet=quiet)
@@ -206,7 +208,7 @@ def _check_paths(input_path, output, probabilities, spans_json, members, engine)
         refuse_same_file([input_path, *(members or {}).values()], {"-o": output, **extra})
 
 
-def _predict_local(run, input_path: Path, output: Path, *, quiet: bool, **options: Any) -> dict[str, Any]:
+def _predict_local(run, input_path: Path, output: Path, *, quiet: bool, **options: Any):
     """The run kind's file predictor, with ``-`` as standard input / output."""
     from medsift.cli._streams import stdio_paths
     from medsift.kinds import predict_file as predict_run

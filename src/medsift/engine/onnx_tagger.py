@@ -27,6 +27,7 @@ from medsift.engine.onnx import (
 from medsift.engine.quantize import int8_method, quantize_model
 from medsift.errors import MedsiftError
 from medsift.io.atomic import atomic_write_text
+from medsift.results import TaggerMember
 from medsift.runs import RunManifest
 
 PROBE_POSTS = [
@@ -166,7 +167,7 @@ def onnx_span_tagger(
         model, tokenizer, meta = load_tagger(seed_dir / "model")
         decode = model.decode if meta.get("crf") else None  # the CRF is tiny: Viterbi stays in torch
         sess, workers = worker_sessions(path, threads)
-        members.append((OnnxTokenModel(sess, decode, workers), tokenizer, meta))
+        members.append(TaggerMember(OnnxTokenModel(sess, decode, workers), tokenizer, meta))
     return SpanTagger(members)
 
 

@@ -20,6 +20,7 @@ from medsift.errors import MedsiftError
 from medsift.impacts.windows import Window, plan_windows
 from medsift.models import resolve_model
 from medsift.models.safe import require_safetensors
+from medsift.results import TaggerMember
 
 TAGGER_FILE = "tagger.json"
 CRF_FILE = "crf.safetensors"
@@ -112,7 +113,7 @@ def save_tagger(model: nn.Module, tokenizer: Any, out: Path, meta: dict) -> None
     (out / TAGGER_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def load_tagger(folder: Path) -> tuple[nn.Module, Any, dict]:
+def load_tagger(folder: Path) -> TaggerMember:
     """Load a folder written by :func:`save_tagger`: (model in eval mode, tokenizer, meta); safetensors
     weights only (a folder with only pickled weights is refused before anything is unpickled)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -131,7 +132,7 @@ def load_tagger(folder: Path) -> tuple[nn.Module, Any, dict]:
         model = CrfTagger(encoder, len(meta["labels"]))
         model.crf.load_state_dict(load_file(str(folder / CRF_FILE)))
     model.eval()
-    return model, AutoTokenizer.from_pretrained(str(folder)), meta
+    return TaggerMember(model, AutoTokenizer.from_pretrained(str(folder)), meta)
 
 
 # --- windows of subwords ------------------------------------------------------------------------
