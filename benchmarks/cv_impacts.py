@@ -4,6 +4,7 @@ no retraining evaluated on their out-of-fold predictions.
     python benchmarks/cv_impacts.py table runs/cv19/base-bio runs/cv19/io ...
     python benchmarks/cv_impacts.py vote runs/cv19/io runs/cv19/io-s43 runs/cv19/io-s44 --merge-gap 0 1 2
     python benchmarks/cv_impacts.py repredict runs/cv19/io --word-strategy first vote --o-bias 0 1 2 --merge-gap 0 1
+    python benchmarks/cv_impacts.py repredict runs/cv19/io runs/cv19/io-s43 runs/cv19/io-s44 --vote hard soft
 
 ``table`` prints one Markdown row per cv folder: mean ± sd over folds of strict and relaxed F1 (overall and
 per type), pooled out-of-fold F1, and the median training minutes per fold (a resumed fold counts only its last start). ``vote`` combines the
@@ -12,7 +13,8 @@ tagger's own token vote and BIO repair (:func:`medsift.impacts.bio.vote_tags`, w
 does), then applies ``postprocess.merge_gap`` (:func:`medsift.impacts.bio.merge_close_spans`), and scores
 each fold and the pool exactly as ``medsift cv`` does. A single folder with ``--merge-gap`` measures the
 span post-processing alone. ``repredict`` tags each fold's held-out posts again with the fold's kept models
-under other prediction-time settings (``word_strategy``, ``o_bias``, ``merge_gap``: no retraining).
+under other prediction-time settings (``word_strategy``, ``o_bias``, ``merge_gap``, and with several
+folders of one seed each, ``vote`` hard or soft: no retraining).
 """
 
 from __future__ import annotations
@@ -86,29 +88,44 @@ def vote(folders: list[Path], gaps: list[int], name: str | None) -> None:
 
 
 def repredict(
-    folder: Path, strategies: list[str], biases: list[float], gaps: list[int], out: Path | None
+    folders: list[Path],
+    strategies: list[str],
+    biases: list[float],
+    gaps: list[int],
+    out: Path | None,
+    votes: list[str] = ("hard",),
 ) -> None:
     """Tag every fold's held-out posts again with the fold's kept models under prediction-time settings
-    (``model.word_strategy``, ``postprocess.o_bias``, ``postprocess.merge_gap``: no retraining) and print a
-    row for each combination; ``out`` (one combination only) is written as a cv folder for ``vote``."""
+    (``model.word_strategy``, ``postprocess.o_bias``, ``postprocess.merge_gap``, ``postprocess.vote``: no
+    retraining) and print a row for each combination; ``out`` (one combination only) is written as a cv
+    folder for ``vote``. Several folders made with the same folds (one seed each) tag as one multi-seed
+    tagger per fold, as a run with several seeds does."""
     import itertools
     import shutil
 
     from medsift.impacts.predict import SpanTagger
     from medsift.io import write_impacts_submission
 
-    plan = json.loads((folder / "plan.json").read_text())
+    plans = [json.loads((f / "plan.json").read_text()) for f in folders]
+    if any(p["assignment"] != plans[0]["assignment"] for p in plans):
+        raise SystemExit("the cv folders were made with different folds; one tagger per fold needs the same")
+    folder, plan = folders[0], plans[0]
     folds = np.array(plan["assignment"])
     data = pd.concat([read_impacts(p, labelled=True) for p in plan["data"]], ignore_index=True)
     gold = data["ner_tags"].tolist()
-    taggers = [SpanTagger.from_run(folder / f"fold-{k}" / "run") for k in range(int(folds.max()) + 1)]
-    minutes = float(np.median(json.loads((folder / "cv.json").read_text())["train_seconds"])) / 60
+    taggers = [
+        SpanTagger.from_runs([f / f"fold-{k}" / "run" for f in folders]) for k in range(int(folds.max()) + 1)
+    ]
+    minutes = sum(
+        float(np.median(json.loads((f / "cv.json").read_text())["train_seconds"])) / 60 for f in folders
+    )
+    label = "+".join(f.name for f in folders)
     print(HEADER)
-    for strategy, bias in itertools.product(strategies, biases):
+    for strategy, bias, how in itertools.product(strategies, biases, votes):
         tagged: list = [None] * len(data)
         for k, tagger in enumerate(taggers):
             for _, _, meta in tagger.members:
-                meta.update(word_strategy=strategy, o_bias=bias, merge_gap=0)
+                meta.update(word_strategy=strategy, o_bias=bias, merge_gap=0, vote=how)
             rows = np.flatnonzero(folds == k)
             for i, t in zip(rows, tagger.tag([data["tokens"][i] for i in rows]), strict=True):
                 tagged[i] = t
@@ -119,7 +136,9 @@ def repredict(
                 for rows in (np.flatnonzero(folds == k) for k in range(len(taggers)))
             ]
             summary, pooled = summarise(per_fold), flat_scores(gold, pred)
-            name = f"{folder.name}, {strategy}, o_bias {bias}, merge_gap {gap}"
+            name = f"{label}, {strategy}, o_bias {bias}, merge_gap {gap}"
+            if len(folders) > 1:
+                name += f", {how} vote"
             print(row(name, summary, pooled, minutes), flush=True)
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
@@ -146,14 +165,15 @@ def main() -> None:
     v.add_argument("--merge-gap", nargs="+", type=int, default=[0])
     v.add_argument("--name")
     r = sub.add_parser("repredict")
-    r.add_argument("folder", type=Path)
+    r.add_argument("folders", nargs="+", type=Path)
     r.add_argument("--word-strategy", nargs="+", choices=["first", "vote"], default=["first"])
     r.add_argument("--o-bias", nargs="+", type=float, default=[0.0])
     r.add_argument("--merge-gap", nargs="+", type=int, default=[0])
+    r.add_argument("--vote", nargs="+", choices=["hard", "soft"], default=["hard"])
     r.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.command == "repredict":
-        repredict(args.folder, args.word_strategy, args.o_bias, args.merge_gap, args.out)
+        repredict(args.folders, args.word_strategy, args.o_bias, args.merge_gap, args.out, args.vote)
     elif args.command == "table":
         table(args.folders)
     else:

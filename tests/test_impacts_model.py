@@ -110,8 +110,12 @@ def test_tagger_contract(request, tmp_path, arch, scheme, crf):
     for budget, workers in [(16, 2), (10_000, 3)]:
         assert predict_posts(model, tokenizer, meta_, posts, batch_tokens=budget, workers=workers) == a
     assert [len(t) for t in a] == [len(p) for p in posts]
-    # Voting a run with itself changes nothing.
+    # Voting a run with itself changes nothing, by tags or by averaged probabilities.
     assert SpanTagger.from_runs([run_dir, run_dir]).tag(posts) == a
+    twice = SpanTagger.from_runs([run_dir, run_dir])
+    for _, _, m in twice.members:
+        m["vote"] = "soft"
+    assert twice.soft_vote == (not crf) and twice.tag(posts) == a
     # The same vote as a run folder that `medsift predict` can use.
     from medsift.cli import main
 
@@ -145,6 +149,51 @@ def test_tagger_contract(request, tmp_path, arch, scheme, crf):
     mtime = (run_dir / "seed-7" / "DONE").stat().st_mtime
     train(config, quiet=True)
     assert (run_dir / "seed-7" / "DONE").stat().st_mtime == mtime
+
+
+class _SameScores(torch.nn.Module):
+    """A stand-in tagger that gives every subword the same label probabilities."""
+
+    def __init__(self, probs: list[float]):
+        super().__init__()
+        self.probs = torch.nn.Parameter(torch.tensor(probs), requires_grad=False)
+
+    def forward(self, input_ids, attention_mask):
+        from types import SimpleNamespace
+
+        batch, length = input_ids.shape
+        return SimpleNamespace(logits=self.probs.log().expand(batch, length, -1).clone())
+
+    def decode(self, emissions, valid):  # what a CRF's Viterbi gives when no transition is scored
+        return [row[ok].argmax(-1).tolist() for row, ok in zip(emissions, valid, strict=True)]
+
+
+def test_soft_vote_averages_probabilities_where_the_hard_vote_counts_tags(wordpiece_tokenizer):
+    from transformers import AutoTokenizer
+
+    from medsift.impacts.predict import SpanTagger
+
+    tokenizer = AutoTokenizer.from_pretrained(str(wordpiece_tokenizer))
+    meta = {"labels": ["O", C, S], "scheme": "io", "max_length": 16, "stride": 4, "base_model": "tiny"}
+    # Two seeds lean a little to ClinicalImpacts, one is sure of O: the vote says C, the mean says O.
+    seeds = [[0.45, 0.549, 0.001], [0.45, 0.549, 0.001], [0.979, 0.02, 0.001]]
+    posts = [["I", "overdosed", "last", "night"], _long_post(40)]
+
+    def tag(vote: str, o_bias: float = 0.0, **other) -> list[list[str]]:
+        members = [(_SameScores(p), tokenizer, dict(meta, vote=vote, o_bias=o_bias)) for p in seeds]
+        members[-1][2].update(other)
+        return SpanTagger(members).tag(posts)
+
+    inside = [[f"B-{C}"] + [f"I-{C}"] * (len(p) - 1) for p in posts]
+    outside = [["O"] * len(p) for p in posts]
+    assert tag("hard") == inside
+    assert tag("soft") == outside
+    # o_bias acts on the mean: log 0.626 - 0.3 still beats log 0.373, log 0.626 - 0.6 does not.
+    assert tag("soft", o_bias=0.3) == outside
+    assert tag("soft", o_bias=0.6) == inside
+    # Members that read other windows, or decode with a CRF, cannot average: they vote on tags.
+    assert tag("soft", max_length=32) == inside
+    assert tag("soft", crf=True) == inside
 
 
 @pytest.mark.slow

@@ -52,6 +52,12 @@ class ImpactsPostprocessSection(StrictModel):
         description="subtracted from the O score of every subword before the argmax (or the CRF's Viterbi): "
         "above 0 more tokens are tagged inside spans, trading precision for recall",
     )
+    vote: Literal["hard", "soft"] = Field(
+        "hard",
+        description="how several seeds are combined: 'hard' = a token-level majority vote over each seed's "
+        "tags then BIO repair; 'soft' = the seeds' subword probabilities averaged before o_bias and the "
+        "argmax (taggers with a CRF always vote hard)",
+    )
 
 
 @register_schema("impacts", "encoder")

@@ -3,11 +3,13 @@ through :func:`medsift.engine.tagger_stream.predict_file` (what ``medsift predic
 
 Every post is windowed (:mod:`medsift.impacts.windows`), so posts of any length get exactly one tag per
 input word; several seeds (or several runs) are combined by a token-level majority vote followed by BIO
-repair (:func:`medsift.impacts.bio.vote_tags`).
+repair (:func:`medsift.impacts.bio.vote_tags`), or, with ``postprocess.vote: soft``, the seeds of one run by
+their averaged subword probabilities.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,14 +42,25 @@ class Span(NamedTuple):
     text: str
 
 
-def _batch_tags(model: Any, pad_id: int, meta: dict, batch: list) -> list[list[str]]:
-    """Per-subword predicted tags for a batch of encoded windows (argmax, or Viterbi with a CRF)."""
+def _batch_tags(
+    model: Any, pad_id: int, meta: dict, batch: list, also: Sequence[Any] = ()
+) -> list[list[str]]:
+    """Per-subword predicted tags for a batch of encoded windows (argmax, or Viterbi with a CRF).
+
+    ``also``: more models of the same labels and tokenizer (the other seeds of a run); their softmax
+    probabilities are averaged with ``model``'s and the log of the mean takes the logits' place (soft vote).
+    """
     labels = meta["labels"]
     ids, mask = pad_batch([w.input_ids for w in batch], pad_id)
     device = torch_device(model)
     input_ids, attention_mask = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
     with torch.inference_mode():  # per call: inference mode is thread-local
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (batch, seq, labels)
+        if also:
+            probs = logits.softmax(-1)
+            for other in also:
+                probs += other(input_ids=input_ids, attention_mask=attention_mask).logits.softmax(-1)
+            logits = (probs / (1 + len(also))).log()
         if meta.get("o_bias"):  # a lower O score: more tokens inside spans (recall for precision)
             logits = logits.clone()
             logits[..., labels.index("O")] -= float(meta["o_bias"])
@@ -78,8 +91,12 @@ def predict_posts(
     batch_tokens: int | None = None,
     workers: int | None = None,
     progress: bool = False,
+    also: Sequence[Any] = (),
 ) -> list[list[str]]:
     """BIO tags, one per word, for every post (pre-split words) with one tagger.
+
+    ``also``: further models trained with the same tokenizer, labels and windows (a run's other seeds),
+    whose subword probabilities are averaged with ``model``'s before ``o_bias`` and the argmax.
 
     Windows are batched by a token budget, longest first (``batch_size`` caps the windows per batch), and on
     a CPU one worker per core runs whole batches (:mod:`medsift.batching`); padding is masked, so the
@@ -95,7 +112,7 @@ def predict_posts(
     window_tags: list[list[str | None] | None] = [None] * len(windows)
 
     def tag_batch(batch: list[int]) -> list[list[str]]:
-        return _batch_tags(model, pad_id, meta, [windows[k] for k in batch])
+        return _batch_tags(model, pad_id, meta, [windows[k] for k in batch], also)
 
     with (
         torch_threads(1 if workers > 1 else torch.get_num_threads()),
@@ -175,17 +192,41 @@ class SpanTagger:
     def labels(self) -> list[str]:
         return list(self.members[0][2]["labels"])
 
+    @property
+    def soft_vote(self) -> bool:
+        """Whether the members' probabilities can be and are to be averaged (``postprocess.vote: soft``):
+        the first member's setting, when every member reads the same subword windows with the same labels
+        and none decodes with a CRF; otherwise the members vote on their tags."""
+        first = self.members[0][2]
+        same = ("labels", "scheme", "max_length", "stride", "word_strategy", "base_model")
+        return first.get("vote") == "soft" and all(
+            not meta.get("crf") and all(meta.get(k) == first.get(k) for k in same)
+            for _, _, meta in self.members
+        )
+
     def tag(
         self, tokens_list: list[list[str]], batch_size: int | None = None, *, progress: bool = False
     ) -> list[list[str]]:
         """BIO tags for pre-split posts: exactly one tag per input token.
 
         ``batch_size`` caps the windows per batch (default: the token budget alone decides)."""
-        runs = [
-            predict_posts(m, t, meta, tokens_list, batch_size, progress=progress)
-            for m, t, meta in self.members
-        ]
-        tags = runs[0] if len(runs) == 1 else [vote_tags(list(col)) for col in zip(*runs, strict=True)]
+        if len(self.members) > 1 and self.soft_vote:
+            (model, tokenizer, meta), *rest = self.members
+            tags = predict_posts(
+                model,
+                tokenizer,
+                meta,
+                tokens_list,
+                batch_size,
+                progress=progress,
+                also=[m for m, _, _ in rest],
+            )
+        else:
+            runs = [
+                predict_posts(m, t, meta, tokens_list, batch_size, progress=progress)
+                for m, t, meta in self.members
+            ]
+            tags = runs[0] if len(runs) == 1 else [vote_tags(list(col)) for col in zip(*runs, strict=True)]
         tags = postprocess(tags, self.members[0][2])
         for words, post_tags in zip(tokens_list, tags, strict=True):
             if len(words) != len(post_tags):  # a broken invariant, not a user error

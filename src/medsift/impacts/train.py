@@ -257,6 +257,7 @@ def train_seed(
         "base_model": m.name,
         "merge_gap": config.postprocess.merge_gap,
         "o_bias": config.postprocess.o_bias,
+        "vote": config.postprocess.vote,
     }
     trained = trainer.model.eval()
     main = is_main_process()
