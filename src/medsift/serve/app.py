@@ -19,7 +19,7 @@ from fastapi import FastAPI, HTTPException
 
 from medsift import __version__
 from medsift.errors import MedsiftError
-from medsift.runs import RunManifest, read_json
+from medsift.runs import Run, RunManifest, read_json
 from medsift.serve import errors
 from medsift.serve.batcher import MicroBatcher
 from medsift.serve.schemas import (
@@ -57,38 +57,28 @@ def public_manifest(manifest: RunManifest) -> dict[str, Any]:
 IMPACT_KINDS = {"impacts-tagger", "impacts-ensemble"}
 
 
-def _ensemble_classifier(run_dir: Path, backend: str) -> Any:
-    """An ensemble run with ``predict(texts, languages)``: every member's models loaded once, here."""
-    from types import SimpleNamespace
+def _refuse_outside_members(run: Run) -> None:
+    from medsift.ensemble.ade import file_member_names
 
-    from medsift.ensemble.ade import ensemble_probabilities, file_member_names
-    from medsift.ensemble.members import MemberPredictor
-
-    outside = file_member_names(run_dir)
+    outside = file_member_names(run.path)
     if outside:
         raise MedsiftError(
             f"members {', '.join(outside)} are probability files from another system: they have no model to "
             "score requests with; serve an ensemble of runs",
-            file=run_dir,
+            file=run.path,
         )
-    predictor = MemberPredictor(quiet=True, backend=backend)
-
-    def predict(texts: list[str], languages: list[str]) -> Any:
-        p, _, policy = ensemble_probabilities(run_dir, texts, languages, predictor=predictor)
-        thresholds = policy.thresholds_for(languages)
-        return SimpleNamespace(p_ade=p, labels=(p >= thresholds).astype(int), thresholds=thresholds)
-
-    predict(["warm-up"], [""])  # loads every member now, not on the first request
-    return SimpleNamespace(predict=predict)
 
 
-def _ade_scorer(run_dir: Path, backend: str):
-    from medsift.engine.backends import load_classifier
+def _ade_scorer(run: Run, backend: str):
+    """Score requests with the run's predictor (a classifier, or an ensemble behind the same ``predict``),
+    loaded once, here, through the run-kind registry."""
+    from medsift.kinds import kind_of
 
-    if RunManifest.load(run_dir).kind == "ade-ensemble":
-        classifier = _ensemble_classifier(run_dir, backend)
-    else:
-        classifier = load_classifier(run_dir, backend=backend)
+    if run.kind == "ade-ensemble":
+        _refuse_outside_members(run)
+    classifier = kind_of(run).load(run, backend)
+    if run.kind == "ade-ensemble":
+        classifier.predict(["warm-up"], [""])  # loads every member now, not on the first request
 
     def score(items: list[tuple[str, str]]) -> list[AdeResult]:
         pred = classifier.predict([t for t, _ in items], [lang for _, lang in items])
@@ -100,11 +90,11 @@ def _ade_scorer(run_dir: Path, backend: str):
     return score
 
 
-def _impacts_scorer(run_dir: Path, backend: str):
-    from medsift.engine.backends import load_span_tagger
+def _impacts_scorer(run: Run, backend: str):
+    from medsift.kinds import kind_of
     from medsift.scoring.impacts import spans_from_bio
 
-    tagger = load_span_tagger(run_dir, backend=backend)
+    tagger = kind_of(run).load(run, backend)
 
     def score(items: list[tuple[str, Any]]) -> list[ImpactsResult]:
         # items are ("text", str) or ("tokens", list[str]); one request never mixes them
@@ -143,16 +133,17 @@ def create_app(
     """The service for one run; the model is loaded here, once. ``max_batch`` caps texts per request,
     ``max_chars`` characters per text; bodies over :func:`errors.max_body_bytes` are refused unread."""
     run_dir = Path(run_dir)
-    manifest = RunManifest.load(run_dir)
+    run = Run.load(run_dir)  # read once; the scorers get this object
+    manifest = run.manifest
     AdeRequest, ImpactsRequest = request_models(max_chars, max_batch)
     max_body = errors.max_body_bytes(max_batch, max_chars)
     ade = (
-        MicroBatcher(_ade_scorer(run_dir, backend), max_items=max_batch, max_wait_ms=max_wait_ms)
+        MicroBatcher(_ade_scorer(run, backend), max_items=max_batch, max_wait_ms=max_wait_ms)
         if manifest.kind in ADE_KINDS
         else None
     )
     impacts = (
-        MicroBatcher(_impacts_scorer(run_dir, backend), max_items=max_batch, max_wait_ms=max_wait_ms)
+        MicroBatcher(_impacts_scorer(run, backend), max_items=max_batch, max_wait_ms=max_wait_ms)
         if manifest.kind in IMPACT_KINDS
         else None
     )
