@@ -129,6 +129,17 @@ class Run:
         return cls(path, manifest, config)
 
 
+def read_thresholds(path: str | Path):
+    """The :class:`medsift.decision.ThresholdPolicy` of a run folder (its ``thresholds.json``) or of that file."""
+    from medsift.decision import ThresholdPolicy
+
+    path = Path(path)
+    file = path / "thresholds.json" if path.is_dir() else path
+    if not file.is_file():
+        raise MedsiftError("no thresholds.json here", file=path)
+    return ThresholdPolicy.from_dict(read_json(file))
+
+
 def hash_files(paths: list[str | Path]) -> dict[str, str]:
     return {str(p): file_sha256(p) for p in paths}
 

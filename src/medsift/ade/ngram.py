@@ -22,14 +22,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from medsift.ade.classifier import RunClassifier
 from medsift.ade.config import AdeDataSection
 from medsift.ade.data import load_splits, model_texts, training_rows
 from medsift.config import StrictModel, register_schema
-from medsift.decision import ThresholdPolicy
 from medsift.errors import MedsiftError
 from medsift.io import write_probabilities
 from medsift.io.atomic import atomic_write, atomic_write_text
-from medsift.runs import RunManifest, read_json
+from medsift.runs import RunManifest, read_json, read_thresholds
 from medsift.training import finish_seed, seed_is_done
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ def train(config: AdeNgramConfig, *, run_dir: Path | None = None, quiet: bool = 
     return run_dir
 
 
-class NgramClassifier:
+class NgramClassifier(RunClassifier):
     """A trained n-gram run with :class:`medsift.ade.predict.AdeClassifier`'s ``predict``."""
 
     def __init__(self, run_dir: Path, config: AdeNgramConfig, models: dict[str, NgramModel], policy):
@@ -245,23 +245,14 @@ class NgramClassifier:
         run_dir = Path(run_dir)
         manifest = RunManifest.load(run_dir)
         models = {f"seed{s}": NgramModel.load(run_dir / f"seed-{s}" / "model") for s in manifest.seeds}
-        policy = ThresholdPolicy.from_dict(read_json(run_dir / "thresholds.json"))
-        return cls(run_dir, config, models, policy)
+        return cls(run_dir, config, models, read_thresholds(run_dir))
 
-    def predict(
-        self,
-        texts: list[str],
-        languages: list[str] | None = None,
-        *,
-        progress: bool = False,
-        batch_tokens: int | None = None,
-        ids: list[str] | None = None,
-    ):
-        """Mean P(ADE) over the run's seeds, cut with its thresholds (``progress``/``batch_tokens`` are accepted
-        for the encoder's signature; scoring thousands of posts takes about a second)."""
-        from medsift.ade.predict import decide
+    def score(
+        self, texts: list[str], languages: list[str] | None, *, progress: bool, batch_tokens: int | None
+    ) -> tuple[dict[str, np.ndarray], int, dict[str, np.ndarray]]:
+        """Every seed's P(ADE) (``progress``/``batch_tokens`` are the encoder's; thousands of posts take about a
+        second); an n-gram model reads every post whole."""
         from medsift.preprocess import normalize_text
 
-        texts = [normalize_text(t) for t in texts] if self.config.data.normalize else list(texts)
-        per_seed = {name: model.predict_proba(texts) for name, model in self.models.items()}
-        return decide(per_seed, self.policy, len(texts), languages, ids, 0)
+        texts = [normalize_text(t) for t in texts] if self.config.data.normalize else texts
+        return {name: model.predict_proba(texts) for name, model in self.models.items()}, 0, {}

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medsift.ade.classifier import RunClassifier
 from medsift.ade.config import AdeConfig
 from medsift.ade.encode import EncodedPosts, encode_posts
 from medsift.ade.inference import positive_probabilities
 from medsift.config import parse_config, read_yaml
-from medsift.decision import ThresholdPolicy, threshold_groups
+from medsift.decision import ThresholdPolicy
 from medsift.errors import MedsiftError
 from medsift.models.safe import require_safetensors
 from medsift.preprocess import normalize_text
-from medsift.runs import RunManifest, read_json
+from medsift.runs import RunManifest, read_thresholds
 
 
-@dataclass
-class AdePrediction:
-    p_ade: np.ndarray  # (n,) mean over seeds
-    per_seed: dict[str, np.ndarray]  # member name -> (n,)
-    labels: np.ndarray  # (n,) 0/1 after the run's thresholds
-    thresholds: np.ndarray  # (n,) the threshold used for each post
-    n_truncated: int  # posts longer than the model's room (handled by the run's long-post policy)
-
-
-class AdeClassifier:
+class AdeClassifier(RunClassifier):
     """Every seed of a trained run, averaged, cut with the run's threshold policy."""
 
     def __init__(
@@ -77,20 +68,11 @@ class AdeClassifier:
                 .eval()
             )
         tokenizer = AutoTokenizer.from_pretrained(run_dir / f"seed-{manifest.seeds[0]}" / "model")
-        policy = ThresholdPolicy.from_dict(read_json(run_dir / "thresholds.json"))
-        return cls(run_dir, config, models, tokenizer, policy)
+        return cls(run_dir, config, models, tokenizer, read_thresholds(run_dir))
 
-    def predict(
-        self,
-        texts: list[str],
-        languages: list[str] | None = None,
-        *,
-        progress: bool = False,
-        batch_tokens: int | None = None,
-        ids: list[str] | None = None,
-    ) -> AdePrediction:
-        """Mean probability over the run's seeds, cut with its thresholds (per language, or per scoring group
-        when ``ids`` are given: CADEC rows have their own). ``batch_tokens=None`` picks the device's default."""
+    def score(
+        self, texts: list[str], languages: list[str] | None, *, progress: bool, batch_tokens: int | None
+    ) -> tuple[dict[str, np.ndarray], int, dict[str, np.ndarray]]:
         m = self.config.model
         if self.config.data.normalize:
             texts = [normalize_text(t) for t in texts]
@@ -103,7 +85,7 @@ class AdeClassifier:
             stride=m.window_stride,
         )
         per_seed = self._score_members(encoded, batch_tokens=batch_tokens, progress=progress)
-        return decide(per_seed, self.policy, len(texts), languages, ids, encoded.n_too_long)
+        return per_seed, encoded.n_too_long, {}
 
     def _score_members(
         self, encoded: EncodedPosts, *, batch_tokens: int | None, progress: bool
@@ -115,20 +97,3 @@ class AdeClassifier:
             )
             for name, model in self.models.items()
         }
-
-
-def decide(
-    per_seed: dict[str, np.ndarray],
-    policy: ThresholdPolicy,
-    n_posts: int,
-    languages: list[str] | None,
-    ids: list[str] | None,
-    n_truncated: int,
-) -> AdePrediction:
-    """The seeds' mean probability cut with the run's thresholds: per language, or per scoring group when ``ids``
-    are given (CADEC rows have their own). Shared by every ADE classifier kind (encoder and n-gram runs)."""
-    p = np.mean(np.stack(list(per_seed.values())), axis=0) if per_seed and n_posts else np.zeros(n_posts)
-    languages = list(languages) if languages is not None else [""] * n_posts
-    groups = threshold_groups(ids, languages) if ids is not None else languages
-    thresholds = policy.thresholds_for(groups)
-    return AdePrediction(p, per_seed, (p >= thresholds).astype(int), thresholds, n_truncated)

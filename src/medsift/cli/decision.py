@@ -227,9 +227,9 @@ def threshold_shift_cmd(
 
     from medsift.cli._render import shift_table, warn
     from medsift.decision import threshold_shift
-    from medsift.report.load import read_policy
+    from medsift.runs import read_thresholds
 
-    frame = threshold_shift(read_policy(run_a), read_policy(run_b), drift=drift)
+    frame = threshold_shift(read_thresholds(run_a), read_thresholds(run_b), drift=drift)
     Console().print(shift_table(frame, f"A = {run_a}   B = {run_b}"))
     for record in frame[frame["drift"]].itertuples(index=False):
         warn(

@@ -304,8 +304,7 @@ class OnnxAdeClassifier(AdeClassifier):
         from transformers import AutoTokenizer
 
         from medsift.config import parse_config, read_yaml
-        from medsift.decision import ThresholdPolicy
-        from medsift.runs import read_json
+        from medsift.runs import read_thresholds
 
         run_dir = Path(run_dir)
         seed_dirs = _seed_dirs(run_dir)
@@ -320,8 +319,7 @@ class OnnxAdeClassifier(AdeClassifier):
             sessions[seed_dir.name.replace("-", "")], workers = worker_sessions(path, threads)
         config = parse_config(read_yaml(run_dir / "config.yaml"), source=run_dir / "config.yaml")
         tokenizer = AutoTokenizer.from_pretrained(seed_dirs[0] / "model")
-        policy = ThresholdPolicy.from_dict(read_json(run_dir / "thresholds.json"))
-        return cls(run_dir, config, sessions, tokenizer, policy, workers)
+        return cls(run_dir, config, sessions, tokenizer, read_thresholds(run_dir), workers)
 
     def _score_members(
         self, encoded: EncodedPosts, *, batch_tokens: int | None, progress: bool

@@ -207,13 +207,11 @@ def _fingerprint(
 
 def _fallbacks(run_dir: Path, groups: Counter[str]) -> dict[str, Any]:
     """Rows whose threshold group has no tuned threshold of its own (per-language runs), as ensembles report."""
-    from medsift.decision import ThresholdPolicy
-    from medsift.runs import read_json
+    from medsift.runs import read_thresholds
 
-    path = run_dir / "thresholds.json"
-    if not path.is_file():
+    if not (run_dir / "thresholds.json").is_file():
         return {}
-    policy = ThresholdPolicy.from_dict(read_json(path))
+    policy = read_thresholds(run_dir)
     if policy.mode != "per_language":
         return {}
     fell_back = sorted(g for g in groups if g not in policy.thresholds)

@@ -595,7 +595,7 @@ class EnsembleClassifier:
         progress: bool = False,
         batch_tokens: int | None = None,
     ) -> Any:
-        from medsift.ade.predict import AdePrediction
+        from medsift.ade.classifier import AdePrediction
 
         languages = list(languages) if languages is not None else [""] * len(texts)
         before = len(self.members.truncation)

@@ -133,11 +133,10 @@ def run_policy(run_dir: Path):
     """The run's thresholds (``thresholds.json``, as classifier runs keep them, and as ``medsift thresholds``
     retunes them); runs trained before LLM runs wrote one are cut at 0.5 for every language, as then."""
     from medsift.decision import ThresholdPolicy
-    from medsift.runs import read_json
+    from medsift.runs import read_thresholds
 
-    path = Path(run_dir) / "thresholds.json"
-    if path.is_file():
-        return ThresholdPolicy.from_dict(read_json(path))
+    if (Path(run_dir) / "thresholds.json").is_file():
+        return read_thresholds(run_dir)
     return ThresholdPolicy(mode="global", fallback=THRESHOLD, fallback_rule="global")
 
 
@@ -162,7 +161,7 @@ class LlmRun:
 
     def predict(self, texts, languages=None, *, ids=None, batch_size: int = 8, progress: bool = False):
         """:class:`medsift.ade.predict.AdePrediction` for ``texts`` (ADE runs)."""
-        from medsift.ade.predict import decide
+        from medsift.ade.classifier import decide
         from medsift.preprocess import normalize_text
 
         if self.config.task != "ade":
@@ -239,8 +238,8 @@ def predict_file(
 def _predict_ade(
     config, seed_dirs, input_path, output, probabilities, batch_size, quiet, started, policy
 ) -> dict:
+    from medsift.ade.classifier import decide
     from medsift.ade.data import model_texts
-    from medsift.ade.predict import decide
     from medsift.io import read_ade_any, write_ade_submission, write_probabilities
 
     frame = read_ade_any(input_path)

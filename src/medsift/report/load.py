@@ -25,7 +25,7 @@ import pandas as pd
 
 from medsift.decision import ThresholdPolicy
 from medsift.errors import MedsiftError
-from medsift.runs import RunManifest, read_json
+from medsift.runs import RunManifest, read_json, read_thresholds
 
 SPLITS = ("val", "calib")
 
@@ -180,7 +180,7 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
     run.config = _read_yaml(path / "config.yaml")
     run.seeds = _seed_metrics(path)
     if (path / "thresholds.json").exists():
-        run.policy = ThresholdPolicy.from_dict(read_json(path / "thresholds.json"))
+        run.policy = read_thresholds(path)
     if (path / "splits.csv").exists():
         run.splits = pd.read_csv(path / "splits.csv", dtype=str, keep_default_na=False)
     if (path / "ensemble.json").exists():
@@ -240,15 +240,6 @@ def add_impacts_test(run: RunData, gold_path: str | Path, pred_path: str | Path)
     except MedsiftError as exc:  # the scorer names ids and lengths; the file is the submission
         raise MedsiftError(exc.problem, file=exc.file or pred_path, row=exc.row) from exc
     run.impact_test = ImpactTest(gold, pred, scores)
-
-
-def read_policy(path: str | Path) -> ThresholdPolicy:
-    """The threshold policy of a run folder (its ``thresholds.json``) or of a ``thresholds.json`` file."""
-    path = Path(path)
-    file = path / "thresholds.json" if path.is_dir() else path
-    if not file.is_file():
-        raise MedsiftError("no thresholds.json here", file=path)
-    return ThresholdPolicy.from_dict(read_json(file))
 
 
 def labelled_probabilities(path: str | Path) -> tuple[Path, pd.DataFrame]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from medsift.ade.classifier import RunClassifier
 from medsift.ade.zeroshot.config import AdeGlinerConfig, AdeNliConfig
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,9 @@ def train(
     return run_dir
 
 
-class ZeroShotClassifier:
-    """A zero-shot run with :class:`medsift.ade.predict.AdeClassifier`'s ``predict`` (model loaded on first use)."""
+class ZeroShotClassifier(RunClassifier):
+    """A zero-shot run with :class:`medsift.ade.predict.AdeClassifier`'s ``predict`` (model loaded on first use);
+    a GLiNER run's prediction carries its per-post ``features``."""
 
     def __init__(self, run_dir: Path, config: AdeNliConfig | AdeGlinerConfig, policy: Any):
         self.run_dir, self.config, self.policy = run_dir, config, policy
@@ -110,35 +112,23 @@ class ZeroShotClassifier:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, config: AdeNliConfig | AdeGlinerConfig) -> ZeroShotClassifier:
-        from medsift.decision import ThresholdPolicy
-        from medsift.runs import read_json
+        from medsift.runs import read_thresholds
 
-        run_dir = Path(run_dir)
-        return cls(run_dir, config, ThresholdPolicy.from_dict(read_json(run_dir / "thresholds.json")))
+        return cls(Path(run_dir), config, read_thresholds(run_dir))
 
-    def predict(
-        self,
-        texts: list[str],
-        languages: list[str] | None = None,
-        *,
-        progress: bool = False,
-        batch_tokens: int | None = None,
-        ids: list[str] | None = None,
+    def score(
+        self, texts: list[str], languages: list[str] | None, *, progress: bool, batch_tokens: int | None
     ):
-        """P(ADE) per post cut with the run's thresholds; ``.features`` holds a GLiNER run's per-post features."""
+        import pandas as pd
+
         from medsift.ade.data import model_texts
-        from medsift.ade.predict import decide
 
         if self._scorer is None:
             self._scorer = build_scorer(self.config)
-        import pandas as pd
-
         langs = list(languages) if languages is not None else [""] * len(texts)
         frame = pd.DataFrame({"text": list(texts)})
         p, features = score_posts(
             self._scorer, model_texts(frame, self.config.data.normalize), langs, progress=progress
         )
         truncated = int(getattr(self._scorer, "n_truncated", 0))  # GLiNER applies its own word limit
-        pred = decide({SEED: p}, self.policy, len(texts), languages, ids, truncated)
-        pred.features = features  # type: ignore[attr-defined]
-        return pred
+        return {SEED: p}, truncated, features or {}
