@@ -99,14 +99,10 @@ class RunManifest:
             raise MedsiftError(f"unreadable run manifest: {exc}", file=path) from exc
 
 
-@dataclass(frozen=True)
-class Run:
-    """A finished run folder, read once: its path, manifest and saved config. Loaders take this object, so a
-    request does not read the same files again on its way down (:func:`medsift.kinds.load`)."""
+class ManifestFacts:
+    """``kind`` and ``task`` read from a ``manifest`` attribute (runs and the report's view of them)."""
 
-    path: Path
     manifest: RunManifest
-    config: dict[str, Any]  # config.yaml as saved (every default filled in); {} for runs without one
 
     @property
     def kind(self) -> str:
@@ -115,6 +111,16 @@ class Run:
     @property
     def task(self) -> str:
         return self.manifest.task
+
+
+@dataclass(frozen=True)
+class Run(ManifestFacts):
+    """A finished run folder, read once: its path, manifest and saved config. Loaders take this object, so a
+    request does not read the same files again on its way down (:func:`medsift.kinds.load`)."""
+
+    path: Path
+    manifest: RunManifest
+    config: dict[str, Any]  # config.yaml as saved (every default filled in); {} for runs without one
 
     @property
     def method(self) -> str | None:

@@ -129,25 +129,13 @@ def ensemble(
     from medsift.ensemble.ade import EnsembleOptions
     from medsift.ensemble.build import build_from_specs
 
+    # every option named as an EnsembleOptions field goes there as given; tie is checked against --method first
+    given = {k: v for k, v in locals().items() if k in EnsembleOptions.__dataclass_fields__ and k != "tie"}
     prepare_output_dir(output)
     options = EnsembleOptions(
-        method=method,
-        weights=parse_weights(weights),
-        weights_from=weights_from,
-        thresholds=thresholds,
-        fallback=fallback,
-        grid=parse_grid(grid),
-        metric=metric,
-        min_positives=min_positives,
-        calibrate=calibrate,
-        cross_fit=cross_fit,
-        weights_by=weights_by,
-        weight_shrink=weight_shrink,
-        threshold_shrink=threshold_shrink,
-        stack_folds=stack_folds,
-        stack_c=stack_c,
-        stack_features=stack_features or None,
+        **{**given, "weights": parse_weights(weights), "grid": parse_grid(grid)},
     )
+    options.stack_features = stack_features or None
     built = build_from_specs(members, output, options, per_seed=per_seed, calib_files=calib_file, tie=tie)
     if built.kind == "impacts-ensemble":
         typer.echo(f"tagger ensemble written to {built.path}")

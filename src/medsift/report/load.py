@@ -25,7 +25,7 @@ import pandas as pd
 
 from medsift.decision import ThresholdPolicy
 from medsift.errors import MedsiftError
-from medsift.runs import RunManifest, read_json, read_thresholds
+from medsift.runs import ManifestFacts, RunManifest, read_json, read_thresholds
 
 SPLITS = ("val", "calib")
 
@@ -40,7 +40,7 @@ class ImpactTest:
 
 
 @dataclass
-class RunData:
+class RunData(ManifestFacts):
     """What one run directory says about itself, loaded once."""
 
     name: str
@@ -54,14 +54,6 @@ class RunData:
     ensemble: dict[str, Any] | None = None  # ensemble.json
     texts: dict[str, dict[str, str]] = field(default_factory=dict)  # split -> row key (row_keys) -> text
     impact_test: ImpactTest | None = None  # impact taggers given --test/--pred
-
-    @property
-    def kind(self) -> str:
-        return self.manifest.kind
-
-    @property
-    def task(self) -> str:
-        return self.manifest.task
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
