@@ -27,6 +27,16 @@ def truncation_note(posts: int, rows: int, max_length: int, policy: str, run: st
     )
 
 
+# Fields every ADE classifier config has (encoder, n-gram, zero-shot), defined once.
+THRESHOLD = Field(0.5, gt=0, lt=1, description="Decision threshold until the decision layer tunes one.")
+LANGUAGES = Field(
+    None,
+    min_length=1,
+    description="Restrict the run to these languages (e.g. [ja]): it trains on their rows only, chooses its "
+    "checkpoint on their val rows, and an ensemble uses it on posts of these languages only.",
+)
+
+
 class AdeModelSection(StrictModel):
     name: str = Field(
         "offline:e5-small", description="Hub id, local folder or offline alias (offline:e5-small)."
@@ -99,15 +109,8 @@ class AdeConfig(StrictModel):
     selection_metric: Literal["f1", "macro_f1", "neg_loss"] = Field(
         "f1", description="Checkpoint selection on the validation split: positive-class F1 by default."
     )
-    threshold: float = Field(
-        0.5, gt=0, lt=1, description="Decision threshold until the decision layer tunes one."
-    )
-    languages: list[str] | None = Field(
-        None,
-        min_length=1,
-        description="Restrict the run to these languages (e.g. [ja]): it trains on their rows only, chooses its "
-        "checkpoint on their val rows, and an ensemble uses it on posts of these languages only.",
-    )
+    threshold: float = THRESHOLD
+    languages: list[str] | None = LANGUAGES
     output_dir: str = "runs/ade"
 
     @model_validator(mode="after")

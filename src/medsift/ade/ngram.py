@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from medsift.ade.classifier import RunClassifier
-from medsift.ade.config import AdeDataSection
+from medsift.ade.config import LANGUAGES, THRESHOLD, AdeDataSection
 from medsift.ade.data import load_splits, model_texts, training_rows
 from medsift.config import StrictModel, register_schema
 from medsift.errors import MedsiftError
@@ -84,15 +84,8 @@ class AdeNgramConfig(StrictModel):
         max_length=1,
         description="One seed (it draws the oversampled copies; the solver itself is deterministic).",
     )
-    threshold: float = Field(
-        0.5, gt=0, lt=1, description="Decision threshold until the decision layer tunes one."
-    )
-    languages: list[str] | None = Field(
-        None,
-        min_length=1,
-        description="Restrict the run to these languages (e.g. [ja]): it trains on their rows only, chooses its "
-        "checkpoint on their val rows, and an ensemble uses it on posts of these languages only.",
-    )
+    threshold: float = THRESHOLD
+    languages: list[str] | None = LANGUAGES
     output_dir: str = "runs/ade-ngram"
 
 

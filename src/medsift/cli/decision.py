@@ -167,15 +167,8 @@ def thresholds_cmd(
     from medsift.ade.retune import retune_thresholds
     from medsift.cli._render import policy_table
 
-    policy, n_rows = retune_thresholds(
-        run,
-        mode=mode,
-        fallback=fallback,
-        grid=parse_grid(grid),
-        metric=metric,
-        min_positives=min_positives,
-        shrink=shrink,
-    )
+    options = {"mode": mode, "fallback": fallback, "metric": metric, "min_positives": min_positives}
+    policy, n_rows = retune_thresholds(run, grid=parse_grid(grid), shrink=shrink, **options)
     Console().print(policy_table(policy, f"thresholds of {run} (tuned on {n_rows} calib rows)"))
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from medsift.ade.config import AdeDataSection
+from medsift.ade.config import THRESHOLD, AdeDataSection
 from medsift.config import StrictModel, register_schema
 
 _LANGUAGES = Field(
@@ -76,9 +76,7 @@ class AdeNliConfig(StrictModel):
     seeds: list[int] = Field(
         default_factory=lambda: [0], min_length=1, max_length=1, description="Not used: [0]."
     )
-    threshold: float = Field(
-        0.5, gt=0, lt=1, description="Decision threshold until the decision layer tunes one."
-    )
+    threshold: float = THRESHOLD
     output_dir: str = "runs/ade-nli"
 
 
@@ -117,7 +115,5 @@ class AdeGlinerConfig(StrictModel):
     seeds: list[int] = Field(
         default_factory=lambda: [0], min_length=1, max_length=1, description="Not used: [0]."
     )
-    threshold: float = Field(
-        0.5, gt=0, lt=1, description="Decision threshold until the decision layer tunes one."
-    )
+    threshold: float = THRESHOLD
     output_dir: str = "runs/ade-gliner"
