@@ -57,3 +57,13 @@ def test_threshold_shift_table_and_drift_flags():
     assert table["source_b"].tolist()[0] == "fallback (too few positives)"
     strict = threshold_shift(a, b, drift=0.2)
     assert strict["drift"].tolist() == [False, False, True, False]
+
+
+def test_threshold_shift_flags_the_papers_augmentation_drift():
+    """Gladiators' Farsi augmentation v2: the ja threshold moved from 0.70 (plain run) to 0.27 (augmented)."""
+    plain = _policy({"en": 0.45, "ja": 0.70, "ru": 0.50}, 0.5)
+    augmented = _policy({"en": 0.47, "ja": 0.27, "ru": 0.52, "fa": 0.40}, 0.5)
+    table = threshold_shift(plain, augmented).set_index("language")
+    assert table.loc["ja", "shift"] == -0.43 and table.loc["ja", "drift"]
+    assert not table.loc["en", "drift"] and not table.loc["ru", "drift"]
+    assert table.loc["fa", "source_a"] == "fallback (unseen)" and table.loc["fa", "source_b"] == "tuned"
