@@ -63,20 +63,25 @@ class NliSection(StrictModel):
         return self
 
 
-@register_schema("ade", "nli")
-class AdeNliConfig(StrictModel):
+class _ZeroShotRun(StrictModel):
+    """What every zero-shot kind's config holds besides its model and scorer sections."""
+
     task: Literal["ade"] = "ade"
-    method: Literal["nli"] = "nli"
-    model: ZeroShotModelSection = Field(
-        default_factory=lambda: ZeroShotModelSection(name="MoritzLaurer/mDeBERTa-v3-base-mnli-xnli")
-    )
-    nli: NliSection = Field(default_factory=NliSection)
     data: AdeDataSection
     languages: list[str] | None = _LANGUAGES
     seeds: list[int] = Field(
         default_factory=lambda: [0], min_length=1, max_length=1, description="Not used: [0]."
     )
     threshold: float = THRESHOLD
+
+
+@register_schema("ade", "nli")
+class AdeNliConfig(_ZeroShotRun):
+    method: Literal["nli"] = "nli"
+    model: ZeroShotModelSection = Field(
+        default_factory=lambda: ZeroShotModelSection(name="MoritzLaurer/mDeBERTa-v3-base-mnli-xnli")
+    )
+    nli: NliSection = Field(default_factory=NliSection)
     output_dir: str = "runs/ade-nli"
 
 
@@ -103,17 +108,10 @@ class GlinerSection(StrictModel):
 
 
 @register_schema("ade", "gliner")
-class AdeGlinerConfig(StrictModel):
-    task: Literal["ade"] = "ade"
+class AdeGlinerConfig(_ZeroShotRun):
     method: Literal["gliner"] = "gliner"
     model: ZeroShotModelSection = Field(
         default_factory=lambda: ZeroShotModelSection(name="urchade/gliner_multi-v2.1", batch_size=8)
     )
     gliner: GlinerSection = Field(default_factory=GlinerSection)
-    data: AdeDataSection
-    languages: list[str] | None = _LANGUAGES
-    seeds: list[int] = Field(
-        default_factory=lambda: [0], min_length=1, max_length=1, description="Not used: [0]."
-    )
-    threshold: float = THRESHOLD
     output_dir: str = "runs/ade-gliner"
