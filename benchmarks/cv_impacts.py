@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,7 @@ def repredict(
     biases: list[float],
     gaps: list[int],
     out: Path | None,
-    votes: list[str] = ("hard",),
+    votes: Sequence[str] = ("hard",),
 ) -> None:
     """Tag every fold's held-out posts again with the fold's kept models under prediction-time settings
     (``model.word_strategy``, ``postprocess.o_bias``, ``postprocess.merge_gap``, ``postprocess.vote``: no

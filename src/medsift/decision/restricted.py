@@ -16,11 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from medsift.decision.by_language import base_language
 from medsift.decision.voting import Tie, combine
-
-
-def _base_language(group: str) -> str:
-    return str(group).removesuffix("_cadec")
 
 
 def known_mask(knows: Sequence[Sequence[str] | None], groups: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -29,7 +26,7 @@ def known_mask(knows: Sequence[Sequence[str] | None], groups: Sequence[str] | np
     ``knows[j]`` is the languages member ``j`` scores (None: every language). A row no member knows is
     all True (every member votes there).
     """
-    langs = [_base_language(g) for g in groups]
+    langs = [base_language(g) for g in groups]
     mask = np.array([[k is None or lang in k for k in knows] for lang in langs], dtype=bool)
     mask = mask.reshape(len(langs), len(knows))
     mask[~mask.any(axis=1)] = True
