@@ -5,6 +5,7 @@ no retraining evaluated on their out-of-fold predictions.
     python benchmarks/cv_impacts.py vote runs/cv19/io runs/cv19/io-s43 runs/cv19/io-s44 --merge-gap 0 1 2
     python benchmarks/cv_impacts.py repredict runs/cv19/io --word-strategy first vote --o-bias 0 1 2 --merge-gap 0 1
     python benchmarks/cv_impacts.py repredict runs/cv19/io runs/cv19/io-s43 runs/cv19/io-s44 --vote hard soft
+    python benchmarks/cv_impacts.py repredict runs/cv19/io --type-bias none SocialImpacts=1
 
 ``table`` prints one Markdown row per cv folder: mean ± sd over folds of strict and relaxed F1 (overall and
 per type), pooled out-of-fold F1, and the median training minutes per fold (a resumed fold counts only its last start). ``vote`` combines the
@@ -13,7 +14,7 @@ tagger's own token vote and BIO repair (:func:`medsift.impacts.bio.vote_tags`, w
 does), then applies ``postprocess.merge_gap`` (:func:`medsift.impacts.bio.merge_close_spans`), and scores
 each fold and the pool exactly as ``medsift cv`` does. A single folder with ``--merge-gap`` measures the
 span post-processing alone. ``repredict`` tags each fold's held-out posts again with the fold's kept models
-under other prediction-time settings (``word_strategy``, ``o_bias``, ``merge_gap``, and with several
+under other prediction-time settings (``word_strategy``, ``o_bias``, ``type_bias``, ``merge_gap``, and with several
 folders of one seed each, ``vote`` hard or soft: no retraining).
 """
 
@@ -95,6 +96,7 @@ def repredict(
     gaps: list[int],
     out: Path | None,
     votes: Sequence[str] = ("hard",),
+    type_biases: Sequence[str] = ("none",),
 ) -> None:
     """Tag every fold's held-out posts again with the fold's kept models under prediction-time settings
     (``model.word_strategy``, ``postprocess.o_bias``, ``postprocess.merge_gap``, ``postprocess.vote``: no
@@ -122,11 +124,17 @@ def repredict(
     )
     label = "+".join(f.name for f in folders)
     print(HEADER)
-    for strategy, bias, how in itertools.product(strategies, biases, votes):
+    for strategy, bias, how, type_bias in itertools.product(strategies, biases, votes, type_biases):
         tagged: list = [None] * len(data)
         for k, tagger in enumerate(taggers):
             for _, _, meta in tagger.members:
-                meta.update(word_strategy=strategy, o_bias=bias, merge_gap=0, vote=how)
+                meta.update(
+                    word_strategy=strategy,
+                    o_bias=bias,
+                    merge_gap=0,
+                    vote=how,
+                    type_bias=parse_bias(type_bias),
+                )
             rows = np.flatnonzero(folds == k)
             for i, t in zip(rows, tagger.tag([data["tokens"][i] for i in rows]), strict=True):
                 tagged[i] = t
@@ -138,6 +146,8 @@ def repredict(
             ]
             summary, pooled = summarise(per_fold), flat_scores(gold, pred)
             name = f"{label}, {strategy}, o_bias {bias}, merge_gap {gap}"
+            if type_bias != "none":
+                name += f", type_bias {type_bias}"
             if len(folders) > 1:
                 name += f", {how} vote"
             print(row(name, summary, pooled, minutes), flush=True)
@@ -152,6 +162,13 @@ def repredict(
                     "train_seconds": [minutes * 60],
                 }
                 (out / "cv.json").write_text(json.dumps(cv))
+
+
+def parse_bias(text: str) -> dict[str, float]:
+    """``none`` or ``TYPE=VALUE[,TYPE=VALUE]`` (a ``postprocess.type_bias`` setting)."""
+    if text == "none":
+        return {}
+    return {k: float(v) for k, v in (part.split("=") for part in text.split(","))}
 
 
 def main() -> None:
@@ -171,10 +188,13 @@ def main() -> None:
     r.add_argument("--o-bias", nargs="+", type=float, default=[0.0])
     r.add_argument("--merge-gap", nargs="+", type=int, default=[0])
     r.add_argument("--vote", nargs="+", choices=["hard", "soft"], default=["hard"])
+    r.add_argument("--type-bias", nargs="+", default=["none"], help="none or TYPE=VALUE[,TYPE=VALUE]")
     r.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.command == "repredict":
-        repredict(args.folders, args.word_strategy, args.o_bias, args.merge_gap, args.out, args.vote)
+        repredict(
+            args.folders, args.word_strategy, args.o_bias, args.merge_gap, args.out, args.vote, args.type_bias
+        )
     elif args.command == "table":
         table(args.folders)
     else:

@@ -103,3 +103,48 @@ def test_o_bias_moves_tokens_from_o_into_spans():
     assert _batch_tags(model, 0, {**meta, "o_bias": 0.5}, [window])[0][1:3] == ["O", "O"]
     assert _batch_tags(model, 0, {**meta, "o_bias": 0.7}, [window])[0][1:3] == [C, C]
     assert model.scores.tolist() == pytest.approx([1.0, 0.4, 0.0])  # the model's own scores are untouched
+
+
+def test_type_bias_raises_one_type_only():
+    from medsift.impacts.model import EncodedWindow
+    from medsift.impacts.predict import _batch_tags
+
+    window = EncodedWindow(post=0, window=(0, 1), input_ids=[1, 5, 2], word_ids=[None, 0, None])
+    model = _FixedScores([1.0, 0.4, 0.0])  # O, then Clinical 0.6 behind, Social 1.0 behind
+    io = {"labels": ["O", C, S], "crf": False}
+    assert _batch_tags(model, 0, {**io, "type_bias": {S: 0.9}}, [window])[0][1] == "O"
+    assert _batch_tags(model, 0, {**io, "type_bias": {S: 1.1}}, [window])[0][1] == S
+    # o_bias 0.7 first (O at 0.3 falls behind Clinical's 0.4), then Social at 0.8 wins over both
+    assert _batch_tags(model, 0, {**io, "o_bias": 0.7, "type_bias": {S: 0.8}}, [window])[0][1] == S
+    # BIO: both B- and I- of the type move; another type is untouched
+    bio = _FixedScores([1.0, 0.0, 0.2, 0.0, 0.0])
+    meta = {"labels": ["O", f"B-{C}", f"I-{C}", f"B-{S}", f"I-{S}"], "crf": False}
+    assert _batch_tags(bio, 0, {**meta, "type_bias": {C: 0.9}}, [window])[0][1] == f"I-{C}"
+    assert _batch_tags(bio, 0, {**meta, "type_bias": {S: 0.9}}, [window])[0][1] == "O"
+
+
+def test_per_seed_validation_splits_differ_and_cover_the_posts(tmp_path):
+    import csv
+
+    from medsift.config import parse_config
+    from medsift.impacts.train import load_data
+
+    path = tmp_path / "t.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["tokens", "labels", "ID", "ner_tags"])
+        for i in range(40):
+            tag = f"B-{C}" if i % 3 else "O"
+            w.writerow([repr([f"w{i}", "x"]), repr([tag[2:] or "_", "_"]), f"p{i}", repr([tag, "O"])])
+    raw = {"task": "impacts", "model": {"name": "x"}, "data": {"train": [str(path)], "val_fraction": 0.25}}
+    shared = parse_config(raw)
+    per_seed = parse_config({**raw, "data": {**raw["data"], "val_split": "per_seed"}})
+
+    def held_out(cfg, seed):
+        return {w[0] for w in load_data(cfg, seed)["dev"][0]}
+
+    assert held_out(shared, 1) == held_out(shared, 2) == held_out(shared, None)
+    a, b = held_out(per_seed, 1), held_out(per_seed, 2)
+    assert len(a) == len(b) == 10 and a != b
+    assert a == held_out(per_seed, 1)  # seeded: a resumed seed holds out the same posts
+    assert len(set.union(*(held_out(per_seed, s) for s in range(42, 50)))) > 30

@@ -27,6 +27,12 @@ class ImpactsDataSection(StrictModel):
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     max_train_rows: int | None = Field(None, ge=1)
     seed: int = 13
+    val_split: Literal["shared", "per_seed"] = Field(
+        "shared",
+        description="without dev: 'shared' = every seed holds out the same val_fraction of the posts; "
+        "'per_seed' = each seed holds out its own (seeded by data.seed and the seed), so a multi-seed run "
+        "learns from every post (a fold-style ensemble)",
+    )
     oversample_types: dict[str, float] = Field(
         default_factory=dict,
         description="type -> factor: a training post with a span of that type appears factor times in all "
@@ -51,6 +57,11 @@ class ImpactsPostprocessSection(StrictModel):
         0.0,
         description="subtracted from the O score of every subword before the argmax (or the CRF's Viterbi): "
         "above 0 more tokens are tagged inside spans, trading precision for recall",
+    )
+    type_bias: dict[str, float] = Field(
+        default_factory=dict,
+        description="type -> value added to that type's scores (B- and I-, or its IO class) before the argmax, "
+        "after o_bias: above 0 more tokens of that type, e.g. {SocialImpacts: 1.0} for the rarer type",
     )
     vote: Literal["hard", "soft"] = Field(
         "hard",

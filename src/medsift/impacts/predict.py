@@ -61,9 +61,13 @@ def _batch_tags(
             for other in also:
                 probs += other(input_ids=input_ids, attention_mask=attention_mask).logits.softmax(-1)
             logits = (probs / (1 + len(also))).log()
-        if meta.get("o_bias"):  # a lower O score: more tokens inside spans (recall for precision)
+        if meta.get("o_bias") or meta.get("type_bias"):
             logits = logits.clone()
-            logits[..., labels.index("O")] -= float(meta["o_bias"])
+            # a lower O score: more tokens inside spans (recall for precision)
+            logits[..., labels.index("O")] -= float(meta.get("o_bias") or 0.0)
+            for i, label in enumerate(labels):  # a higher score for one type's labels
+                if label != "O":
+                    logits[..., i] += float((meta.get("type_bias") or {}).get(label.split("-", 1)[-1], 0.0))
         if meta.get("crf"):
             valid = torch.zeros(input_ids.shape, dtype=torch.bool)
             for row, w in enumerate(batch):

@@ -13,6 +13,7 @@ a barrier after the config, after each seed and at the end.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from medsift.impacts.config import ImpactsConfig
 from medsift.impacts.model import build_model, encode_windows, progress_bars, save_tagger
 from medsift.models import resolve_model
 from medsift.training import is_main_process
+
+log = logging.getLogger(__name__)
 
 
 def split_rows(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -118,8 +121,17 @@ def oversample_posts(tags: list[list[str]], factors: dict[str, float], seed: int
     return [i for i, n in enumerate(copies.tolist()) for _ in range(n)]
 
 
-def load_data(config: ImpactsConfig) -> dict:
-    """Training and validation posts (pre-split words and BIO tags) and the files they came from."""
+def split_seed(config: ImpactsConfig, seed: int | None) -> int:
+    """The seed of the validation split: ``data.seed``, combined with the training seed under
+    ``data.val_split: per_seed``."""
+    if config.data.val_split == "per_seed" and seed is not None:
+        return int(np.random.SeedSequence([config.data.seed, seed]).generate_state(1)[0])
+    return config.data.seed
+
+
+def load_data(config: ImpactsConfig, seed: int | None = None) -> dict:
+    """Training and validation posts (pre-split words and BIO tags) and the files they came from; ``seed``
+    (the training seed) picks the validation split under ``data.val_split: per_seed``."""
     from medsift.config import resolve_data_path
 
     train_paths = [resolve_data_path(p) for p in config.data.train]
@@ -130,7 +142,7 @@ def load_data(config: ImpactsConfig) -> dict:
         dev_tokens, dev_tags = _read_rows([dev_path])
         paths.append(dev_path)
     else:
-        tr, va = split_rows(len(tokens), config.data.val_fraction, config.data.seed)
+        tr, va = split_rows(len(tokens), config.data.val_fraction, split_seed(config, seed))
         dev_tokens, dev_tags = [tokens[i] for i in va], [tags[i] for i in va]
         tokens, tags = [tokens[i] for i in tr], [tags[i] for i in tr]
     if config.data.max_train_rows is not None and len(tokens) > config.data.max_train_rows:
@@ -161,6 +173,14 @@ def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = F
         raise MedsiftError(
             "the training data has no impact spans at all (every tag is O)", file=data["paths"][0]
         )
+    for key, named in (
+        ("data.oversample_types", config.data.oversample_types),
+        ("postprocess.type_bias", config.postprocess.type_bias),
+    ):
+        if unknown := sorted(set(named) - set(types)):  # a misspelt type does nothing: say so
+            log.warning(
+                "%s: %s are not entity types of the training data (%s): no effect", key, unknown, types
+            )
     labels = label_list(types, config.scheme)
     if start_run(run_dir, config, finished_ok=True):
         return run_dir
@@ -180,10 +200,17 @@ def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = F
             },
         ).save(run_dir)
 
+    def seed_data(seed: int) -> dict:
+        return (
+            load_data(config, seed) if config.data.val_split == "per_seed" and not config.data.dev else data
+        )
+
     return train_seeds(
         run_dir,
         list(config.seeds),
-        lambda seed, seed_dir: train_seed(config, seed, seed_dir, tokenizer, labels, data, quiet=quiet),
+        lambda seed, seed_dir: train_seed(
+            config, seed, seed_dir, tokenizer, labels, seed_data(seed), quiet=quiet
+        ),
         finish,
         done_summary=lambda seed_dir: read_json(seed_dir / "metrics.json")["summary"],
     )
@@ -257,6 +284,7 @@ def train_seed(
         "base_model": m.name,
         "merge_gap": config.postprocess.merge_gap,
         "o_bias": config.postprocess.o_bias,
+        "type_bias": dict(config.postprocess.type_bias),
         "vote": config.postprocess.vote,
     }
     trained = trainer.model.eval()
