@@ -14,7 +14,7 @@ tagger's own token vote and BIO repair (:func:`medsift.impacts.bio.vote_tags`, w
 does), then applies ``postprocess.merge_gap`` (:func:`medsift.impacts.bio.merge_close_spans`), and scores
 each fold and the pool exactly as ``medsift cv`` does. A single folder with ``--merge-gap`` measures the
 span post-processing alone. ``repredict`` tags each fold's held-out posts again with the fold's kept models
-under other prediction-time settings (``word_strategy``, ``o_bias``, ``type_bias``, ``merge_gap``, and with several
+under other prediction-time settings (``word_strategy``, ``o_bias``, ``type_bias``, ``extend``, ``merge_gap``, and with several
 folders of one seed each, ``vote`` hard or soft: no retraining).
 """
 
@@ -97,6 +97,7 @@ def repredict(
     out: Path | None,
     votes: Sequence[str] = ("hard",),
     type_biases: Sequence[str] = ("none",),
+    extends: Sequence[float] = (0.0,),
 ) -> None:
     """Tag every fold's held-out posts again with the fold's kept models under prediction-time settings
     (``model.word_strategy``, ``postprocess.o_bias``, ``postprocess.merge_gap``, ``postprocess.vote``: no
@@ -124,7 +125,8 @@ def repredict(
     )
     label = "+".join(f.name for f in folders)
     print(HEADER)
-    for strategy, bias, how, type_bias in itertools.product(strategies, biases, votes, type_biases):
+    settings = itertools.product(strategies, biases, votes, type_biases, extends)
+    for strategy, bias, how, type_bias, extend in settings:
         tagged: list = [None] * len(data)
         for k, tagger in enumerate(taggers):
             for _, _, meta in tagger.members:
@@ -134,6 +136,7 @@ def repredict(
                     merge_gap=0,
                     vote=how,
                     type_bias=parse_bias(type_bias),
+                    extend=extend,
                 )
             rows = np.flatnonzero(folds == k)
             for i, t in zip(rows, tagger.tag([data["tokens"][i] for i in rows]), strict=True):
@@ -148,6 +151,8 @@ def repredict(
             name = f"{label}, {strategy}, o_bias {bias}, merge_gap {gap}"
             if type_bias != "none":
                 name += f", type_bias {type_bias}"
+            if extend:
+                name += f", extend {extend}"
             if len(folders) > 1:
                 name += f", {how} vote"
             print(row(name, summary, pooled, minutes), flush=True)
@@ -189,11 +194,19 @@ def main() -> None:
     r.add_argument("--merge-gap", nargs="+", type=int, default=[0])
     r.add_argument("--vote", nargs="+", choices=["hard", "soft"], default=["hard"])
     r.add_argument("--type-bias", nargs="+", default=["none"], help="none or TYPE=VALUE[,TYPE=VALUE]")
+    r.add_argument("--extend", nargs="+", type=float, default=[0.0])
     r.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.command == "repredict":
         repredict(
-            args.folders, args.word_strategy, args.o_bias, args.merge_gap, args.out, args.vote, args.type_bias
+            args.folders,
+            args.word_strategy,
+            args.o_bias,
+            args.merge_gap,
+            args.out,
+            args.vote,
+            args.type_bias,
+            args.extend,
         )
     elif args.command == "table":
         table(args.folders)

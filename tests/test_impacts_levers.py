@@ -148,3 +148,51 @@ def test_per_seed_validation_splits_differ_and_cover_the_posts(tmp_path):
     assert len(a) == len(b) == 10 and a != b
     assert a == held_out(per_seed, 1)  # seeded: a resumed seed holds out the same posts
     assert len(set.union(*(held_out(per_seed, s) for s in range(42, 50)))) > 30
+
+
+def test_extend_grows_spans_into_likely_neighbours_only():
+    from medsift.impacts.bio import extend_spans
+
+    tags = ["O", "O", f"B-{C}", "O", "O", f"B-{S}", "O"]
+    probs = [  # O, Clinical, Social per word
+        [0.9, 0.1, 0.0],
+        [0.5, 0.4, 0.1],
+        [0.1, 0.9, 0.0],
+        [0.6, 0.35, 0.05],
+        [0.55, 0.0, 0.45],
+        [0.2, 0.0, 0.8],
+        [0.7, 0.0, 0.3],
+    ]
+    assert extend_spans(tags, probs, [C, S], 0.0) == tags
+    assert extend_spans(tags, probs, [C, S], 0.3) == [
+        "O", f"B-{C}", f"I-{C}", f"I-{C}", f"B-{S}", f"I-{S}", f"I-{S}",
+    ]  # fmt: skip
+    assert extend_spans(tags, probs, [C, S], 0.4) == [
+        "O", f"B-{C}", f"I-{C}", "O", f"B-{S}", f"I-{S}", "O",
+    ]  # fmt: skip
+    assert extend_spans(tags, probs, [C, S], 0.95) == tags
+
+
+def test_extend_joins_spans_that_meet_and_keeps_touching_ones_apart():
+    from medsift.impacts.bio import extend_spans
+
+    probs = [[0.1, 0.9, 0.0]] * 4
+    # two spans one O apart grow into each other: one span
+    assert extend_spans([f"B-{C}", "O", f"B-{C}", "O"], probs, [C, S], 0.5) == [f"B-{C}"] + [f"I-{C}"] * 3
+    # spans that already touched stay two spans
+    assert extend_spans([f"B-{C}", f"B-{C}", "O", "O"], probs, [C, S], 0.5) == [
+        f"B-{C}", f"B-{C}", f"I-{C}", f"I-{C}",
+    ]  # fmt: skip
+    # a word two types reach goes to the likelier one
+    probs = [[0.0, 0.0, 1.0], [0.2, 0.3, 0.5], [0.0, 1.0, 0.0]]
+    assert extend_spans([f"B-{S}", "O", f"B-{C}"], probs, [C, S], 0.25) == [f"B-{S}", f"I-{S}", f"B-{C}"]
+
+
+def test_label_probabilities_sum_into_type_probabilities():
+    from medsift.impacts.predict import _type_matrix, label_types
+
+    labels = ["O", f"B-{C}", f"I-{C}", f"B-{S}", f"I-{S}"]
+    assert label_types(labels) == [C, S] and label_types(["O", S, C]) == [S, C]
+    matrix = _type_matrix(labels)
+    row = [0.1, 0.2, 0.3, 0.15, 0.25]
+    assert (torch.tensor(row).numpy() @ matrix).tolist() == pytest.approx([0.1, 0.5, 0.4])

@@ -76,7 +76,10 @@ def _long_post(n: int = 60) -> list[str]:
     ],
 )
 def test_tagger_contract(request, tmp_path, arch, scheme, crf):
+    import numpy as np
+
     from medsift.engine.tagger_stream import predict_file
+    from medsift.impacts.bio import tag_class
     from medsift.impacts.predict import SpanTagger, predict_posts
     from medsift.impacts.train import train
     from medsift.runs import RunManifest, read_json
@@ -110,6 +113,20 @@ def test_tagger_contract(request, tmp_path, arch, scheme, crf):
     for budget, workers in [(16, 2), (10_000, 3)]:
         assert predict_posts(model, tokenizer, meta_, posts, batch_tokens=budget, workers=workers) == a
     assert [len(t) for t in a] == [len(p) for p in posts]
+    # Word probabilities come with the tags: one row per word (O, then each type) summing to 1.
+    tags_p, probs = predict_posts(model, tokenizer, meta_, posts, with_probs=True)
+    assert tags_p == a and [p.shape for p in probs] == [(len(w), 3) for w in posts]
+    assert all(np.allclose(p.sum(1), 1.0, atol=1e-4) for p in probs)
+    if scheme == "io" and not crf:  # the argmax of the type probabilities is the tag
+        classes = [["O", C, S][int(i)] for p in probs for i in p.argmax(1)]
+        assert classes == [tag_class(t) for tags in a for t in tags]
+    # postprocess.extend only turns O words into span words, next to a span of their type.
+    grown = SpanTagger.from_run(run_dir)
+    grown.members[0][2]["extend"] = 1e-6
+    wide = grown.tag(posts)
+    pairs = [(t, w) for x, y in zip(a, wide, strict=True) for t, w in zip(x, y, strict=True)]
+    assert all(tag_class(w) == tag_class(t) for t, w in pairs if t != "O")
+    assert sum(t != "O" for x in wide for t in x) >= sum(t != "O" for x in a for t in x)
     # Voting a run with itself changes nothing, by tags or by averaged probabilities.
     assert SpanTagger.from_runs([run_dir, run_dir]).tag(posts) == a
     twice = SpanTagger.from_runs([run_dir, run_dir])

@@ -222,6 +222,51 @@ def merge_close_spans(tags: Sequence[str], gap: int) -> list[str]:
     return out
 
 
+def extend_spans(
+    tags: Sequence[str], type_probs: Sequence[Sequence[float]], types: Sequence[str], threshold: float
+) -> list[str]:
+    """Grow every span into the ``O`` words next to it whose probability of the span's type is at least
+    ``threshold`` (hysteresis: the argmax decides where spans are, a lower bar how far they reach).
+
+    ``type_probs[i]`` holds word ``i``'s probabilities in the order ``O``, then ``types``. A span grows only
+    through words that were ``O``; a word two types reach goes to the likelier one; spans of one type that
+    grow into each other become one, while spans that touched before stay apart. The relaxed metric counts
+    overlapping tokens, and the taggers' spans are shorter than the gold ones (docs/benchmarks.md).
+    """
+    from medsift.scoring.impacts import spans_from_bio
+
+    orig = repair_bio(tags)
+    if threshold <= 0:
+        return orig
+    column = {kind: k + 1 for k, kind in enumerate(types)}
+    before = [tag_class(t) for t in orig]
+    after = list(before)
+
+    def claim(j: int, kind: str) -> bool:
+        if before[j] != "O" or type_probs[j][column[kind]] < threshold:
+            return False
+        if after[j] == "O" or type_probs[j][column[kind]] > type_probs[j][column[after[j]]]:
+            after[j] = kind
+        return True
+
+    for kind, start, end in spans_from_bio(orig):
+        j = start - 1
+        while j >= 0 and claim(j, kind):
+            j -= 1
+        j = end
+        while j < len(orig) and claim(j, kind):
+            j += 1
+    out = []
+    for i, kind in enumerate(after):
+        if kind == "O":
+            out.append("O")
+        elif i > 0 and after[i - 1] == kind and not (orig[i].startswith("B-") and before[i - 1] == kind):
+            out.append(f"I-{kind}")
+        else:
+            out.append(f"B-{kind}")
+    return out
+
+
 def to_bio(tags: Sequence[str], scheme: Scheme) -> list[str]:
     """Predicted word tags in ``scheme`` → well-formed BIO."""
     return io_to_bio(tags) if scheme == "io" else repair_bio(tags)

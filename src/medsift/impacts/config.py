@@ -63,6 +63,14 @@ class ImpactsPostprocessSection(StrictModel):
         description="type -> value added to that type's scores (B- and I-, or its IO class) before the argmax, "
         "after o_bias: above 0 more tokens of that type, e.g. {SocialImpacts: 1.0} for the rarer type",
     )
+    extend: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="grow each predicted span into the neighbouring O words whose probability of the span's "
+        "type (the seeds' mean) is at least this; 0 = off. Spans start where the argmax puts them and reach "
+        "as far as this lower bar allows (hysteresis)",
+    )
     vote: Literal["hard", "soft"] = Field(
         "hard",
         description="how several seeds are combined: 'hard' = a token-level majority vote over each seed's "

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -27,7 +28,15 @@ from medsift.batching import (
     torch_threads,
 )
 from medsift.errors import MedsiftError
-from medsift.impacts.bio import merge_close_spans, to_bio, vote_tags, word_predictions
+from medsift.impacts.bio import (
+    extend_spans,
+    first_subword_positions,
+    merge_close_spans,
+    tag_class,
+    to_bio,
+    vote_tags,
+    word_predictions,
+)
 from medsift.impacts.model import encode_windows, load_tagger
 from medsift.impacts.windows import merge_windows
 from medsift.impacts.words import split_words
@@ -43,12 +52,19 @@ class Span(NamedTuple):
 
 
 def _batch_tags(
-    model: Any, pad_id: int, meta: dict, batch: list, also: Sequence[Any] = ()
+    model: Any,
+    pad_id: int,
+    meta: dict,
+    batch: list,
+    also: Sequence[Any] = (),
+    probs_out: list | None = None,
 ) -> list[list[str]]:
     """Per-subword predicted tags for a batch of encoded windows (argmax, or Viterbi with a CRF).
 
     ``also``: more models of the same labels and tokenizer (the other seeds of a run); their softmax
     probabilities are averaged with ``model``'s and the log of the mean takes the logits' place (soft vote).
+    ``probs_out``: a list that receives each window's subword probabilities (before any bias), one
+    ``(subwords, labels)`` array per window.
     """
     labels = meta["labels"]
     ids, mask = pad_batch([w.input_ids for w in batch], pad_id)
@@ -61,6 +77,9 @@ def _batch_tags(
             for other in also:
                 probs += other(input_ids=input_ids, attention_mask=attention_mask).logits.softmax(-1)
             logits = (probs / (1 + len(also))).log()
+        if probs_out is not None:
+            scores = logits.softmax(-1).float().cpu().numpy()
+            probs_out.extend(scores[row, : len(w.input_ids)] for row, w in enumerate(batch))
         if meta.get("o_bias") or meta.get("type_bias"):
             logits = logits.clone()
             # a lower O score: more tokens inside spans (recall for precision)
@@ -96,11 +115,15 @@ def predict_posts(
     workers: int | None = None,
     progress: bool = False,
     also: Sequence[Any] = (),
-) -> list[list[str]]:
+    with_probs: bool = False,
+) -> Any:
     """BIO tags, one per word, for every post (pre-split words) with one tagger.
 
     ``also``: further models trained with the same tokenizer, labels and windows (a run's other seeds),
     whose subword probabilities are averaged with ``model``'s before ``o_bias`` and the argmax.
+    ``with_probs``: return ``(tags, probs)``, where ``probs[p]`` is a ``(words, 1 + types)`` array of each
+    word's probabilities (its first subword's, before any bias) of ``O`` and of each type
+    (:func:`label_types` order), taken from the same window as its tag.
 
     Windows are batched by a token budget, longest first (``batch_size`` caps the windows per batch), and on
     a CPU one worker per core runs whole batches (:mod:`medsift.batching`); padding is masked, so the
@@ -114,17 +137,29 @@ def predict_posts(
     lengths = [len(w.input_ids) for w in windows]
     batches = list(token_budget_batches(lengths, batch_tokens, batch_size or MAX_BATCH))
     window_tags: list[list[str | None] | None] = [None] * len(windows)
+    window_probs: list[list[Any] | None] = [None] * len(windows)
+    to_types = _type_matrix(meta["labels"]) if with_probs else None
 
-    def tag_batch(batch: list[int]) -> list[list[str]]:
-        return _batch_tags(model, pad_id, meta, [windows[k] for k in batch], also)
+    def tag_batch(batch: list[int]) -> tuple[list[list[str]], list]:
+        probs: list = []
+        tags = _batch_tags(
+            model, pad_id, meta, [windows[k] for k in batch], also, probs if with_probs else None
+        )
+        return tags, probs
 
     with (
         torch_threads(1 if workers > 1 else torch.get_num_threads()),
         tqdm(total=len(windows), disable=not progress, desc="tagging", unit="window") as bar,
     ):
-        for batch, subs in zip(batches, run_batches(tag_batch, batches, workers), strict=True):
-            for k, sub in zip(batch, subs, strict=True):
+        for batch, (subs, sub_probs) in zip(batches, run_batches(tag_batch, batches, workers), strict=True):
+            for n, (k, sub) in enumerate(zip(batch, subs, strict=True)):
                 w = windows[k]
+                if with_probs:
+                    firsts = first_subword_positions(w.word_ids)
+                    typed = sub_probs[n] @ to_types
+                    window_probs[k] = [
+                        typed[firsts[i]] if i in firsts else None for i in range(w.window[1] - w.window[0])
+                    ]
                 window_tags[k] = word_predictions(
                     sub,
                     w.word_ids,
@@ -136,14 +171,31 @@ def predict_posts(
     per_post: list[list[int]] = [[] for _ in posts]
     for k, w in enumerate(windows):
         per_post[w.post].append(k)
-    results = []
+    results, post_probs = [], []
     for p, words in enumerate(posts):
         ks = per_post[p]
-        tags = merge_windows(
-            [windows[k].window for k in ks], [window_tags[k] for k in ks], len(words), counts[p]
-        )
+        spans = [windows[k].window for k in ks]
+        tags = merge_windows(spans, [window_tags[k] for k in ks], len(words), counts[p])
         results.append(to_bio(tags, meta["scheme"]))
-    return results
+        if with_probs:
+            nothing = np.eye(to_types.shape[1])[0]  # a word no window could read: O
+            chosen = merge_windows(spans, [window_probs[k] for k in ks], len(words), counts[p], nothing)
+            post_probs.append(np.array(chosen).reshape(len(words), to_types.shape[1]))
+    return (results, post_probs) if with_probs else results
+
+
+def label_types(labels: Sequence[str]) -> list[str]:
+    """The entity types of a label list, in the order they first appear (``O`` left out)."""
+    return list(dict.fromkeys(tag_class(label) for label in labels if label != "O"))
+
+
+def _type_matrix(labels: Sequence[str]) -> np.ndarray:
+    """``(labels, 1 + types)``: sums label probabilities into ``O`` and per-type probabilities."""
+    types = label_types(labels)
+    matrix = np.zeros((len(labels), 1 + len(types)), dtype=np.float32)
+    for i, label in enumerate(labels):
+        matrix[i, 0 if label == "O" else 1 + types.index(tag_class(label))] = 1.0
+    return matrix
 
 
 def postprocess(tag_lists: list[list[str]], meta: dict) -> list[list[str]]:
@@ -197,6 +249,10 @@ class SpanTagger:
         return list(self.members[0][2]["labels"])
 
     @property
+    def types(self) -> list[str]:
+        return label_types(self.labels)
+
+    @property
     def soft_vote(self) -> bool:
         """Whether the members' probabilities can be and are to be averaged (``postprocess.vote: soft``):
         the first member's setting, when every member reads the same subword windows with the same labels
@@ -214,6 +270,10 @@ class SpanTagger:
         """BIO tags for pre-split posts: exactly one tag per input token.
 
         ``batch_size`` caps the windows per batch (default: the token budget alone decides)."""
+        first = self.members[0][2]
+        extend = float(first.get("extend") or 0.0)
+        if extend and any(label_types(meta["labels"]) != self.types for _, _, meta in self.members):
+            raise MedsiftError("postprocess.extend needs members with the same entity types")
         if len(self.members) > 1 and self.soft_vote:
             (model, tokenizer, meta), *rest = self.members
             tags = predict_posts(
@@ -224,14 +284,22 @@ class SpanTagger:
                 batch_size,
                 progress=progress,
                 also=[m for m, _, _ in rest],
+                with_probs=bool(extend),
             )
+            if extend:
+                tags, probs = tags
         else:
             runs = [
-                predict_posts(m, t, meta, tokens_list, batch_size, progress=progress)
+                predict_posts(m, t, meta, tokens_list, batch_size, progress=progress, with_probs=bool(extend))
                 for m, t, meta in self.members
             ]
+            if extend:  # the members' word probabilities averaged
+                probs = [sum(col) / len(col) for col in zip(*(r[1] for r in runs), strict=True)]
+                runs = [r[0] for r in runs]
             tags = runs[0] if len(runs) == 1 else [vote_tags(list(col)) for col in zip(*runs, strict=True)]
-        tags = postprocess(tags, self.members[0][2])
+        if extend:
+            tags = [extend_spans(t, p, self.types, extend) for t, p in zip(tags, probs, strict=True)]
+        tags = postprocess(tags, first)
         for words, post_tags in zip(tokens_list, tags, strict=True):
             if len(words) != len(post_tags):  # a broken invariant, not a user error
                 raise RuntimeError(f"tagger returned {len(post_tags)} tags for {len(words)} tokens")

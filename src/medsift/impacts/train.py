@@ -232,7 +232,7 @@ def train_seed(
     """
     from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 
-    from medsift.impacts.predict import postprocess, predict_posts, score_tags
+    from medsift.impacts.predict import SpanTagger, score_tags
     from medsift.runs import read_json
     from medsift.training import (
         epoch_history,
@@ -285,6 +285,7 @@ def train_seed(
         "merge_gap": config.postprocess.merge_gap,
         "o_bias": config.postprocess.o_bias,
         "type_bias": dict(config.postprocess.type_bias),
+        "extend": config.postprocess.extend,
         "vote": config.postprocess.vote,
     }
     trained = trainer.model.eval()
@@ -292,9 +293,8 @@ def train_seed(
     if main:
         with progress_bars(not quiet):
             save_tagger(trained, tokenizer, seed_dir / "model", meta)
-    dev_pred = postprocess(
-        predict_posts(trained, tokenizer, meta, data["dev"][0], config.training.per_device_eval_batch_size),
-        meta,
+    dev_pred = SpanTagger([(trained, tokenizer, meta)]).tag(
+        data["dev"][0], config.training.per_device_eval_batch_size
     )
     scores = score_tags(data["dev"][1], dev_pred)
     summary = {

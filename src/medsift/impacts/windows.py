@@ -13,6 +13,7 @@ from the window that sees it with context on both sides.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 Window = tuple[int, int]  # word range [start, end)
 
@@ -59,22 +60,25 @@ def _context(i: int, window: Window, prefix: list[int]) -> int:
 
 def merge_windows(
     windows: Sequence[Window],
-    predictions: Sequence[Sequence[str | None]],
+    predictions: Sequence[Sequence[Any]],
     n_words: int,
     subword_counts: Sequence[int] | None = None,
-) -> list[str]:
+    default: Any = "O",
+) -> list[Any]:
     """One tag per word from per-window tag lists (``predictions[k]`` has one tag per word of window k).
 
     A ``None`` tag means the window could not predict that word (the encoder truncated it away); a word
-    that no window could predict is ``O``. Raises ``ValueError`` when a window's prediction has the wrong
-    length or a word is in no window at all.
+    that no window could predict gets ``default`` (``O``). The predictions may be any per-word values
+    (the tagger also merges word probabilities this way): the window chosen for a word depends only on the
+    windows and on which values are ``None``. Raises ``ValueError`` when a window's prediction has the
+    wrong length or a word is in no window at all.
     """
     counts = list(subword_counts) if subword_counts is not None else [1] * n_words
     # Words with no subword still count as one position, so distances stay meaningful.
     prefix = [0]
     for c in counts:
         prefix.append(prefix[-1] + max(int(c), 1))
-    best: list[tuple[int, str | None] | None] = [None] * n_words
+    best: list[tuple[int, Any] | None] = [None] * n_words
     for window, preds in zip(windows, predictions, strict=True):
         start, end = window
         if len(preds) != end - start:
@@ -88,4 +92,4 @@ def merge_windows(
     missing = [i for i, b in enumerate(best) if b is None]
     if missing:
         raise ValueError(f"words {missing[:5]} are covered by no window")
-    return [b[1] or "O" for b in best]  # type: ignore[index]
+    return [default if b[1] is None else b[1] for b in best]  # type: ignore[index]
