@@ -208,8 +208,10 @@ def test_soft_vote_averages_probabilities_where_the_hard_vote_counts_tags(wordpi
     # o_bias acts on the mean: log 0.626 - 0.3 still beats log 0.373, log 0.626 - 0.6 does not.
     assert tag("soft", o_bias=0.3) == outside
     assert tag("soft", o_bias=0.6) == inside
-    # Members that read other windows, or decode with a CRF, cannot average: they vote on tags.
-    assert tag("soft", max_length=32) == inside
+    # Members that read other windows average their word probabilities instead (o_bias still applies);
+    # members that decode with a CRF cannot average: they vote on tags.
+    assert tag("soft", max_length=32) == outside
+    assert tag("soft", max_length=32, o_bias=0.6) == inside
     assert tag("soft", crf=True) == inside
 
 
@@ -332,3 +334,32 @@ def test_validation_examples_and_metrics_do_not_depend_on_order(tiny_bert):
     assert window_metrics(pred[order], gold[order], labels, "bio") == first
     assert 0.0 < first["strict_f1"] < 1.0
     assert window_metrics(gold.copy(), gold, labels, "bio") == {"strict_f1": 1.0, "relaxed_f1": 1.0}
+
+
+def test_members_with_other_tokenizers_average_word_probabilities(wordpiece_tokenizer, unigram_tokenizer):
+    from transformers import AutoTokenizer
+
+    from medsift.impacts.predict import SpanTagger
+
+    meta = {"labels": ["O", C, S], "scheme": "io", "max_length": 16, "stride": 4, "vote": "soft"}
+    wordpiece = AutoTokenizer.from_pretrained(str(wordpiece_tokenizer))
+    unigram = AutoTokenizer.from_pretrained(str(unigram_tokenizer))
+    posts = [["I", "overdosed", "last", "night"], _long_post(40), [""]]
+    # Two WordPiece seeds lean to Clinical, one Unigram model is sure of Social: the word mean
+    # (2 x [0.3, 0.6, 0.1] + [0.1, 0.1, 0.8]) / 3 = [0.23, 0.43, 0.33] says Clinical; the tag vote agrees.
+    members = [
+        (_SameScores([0.3, 0.6, 0.1]), wordpiece, dict(meta, base_model="a")),
+        (_SameScores([0.3, 0.6, 0.1]), wordpiece, dict(meta, base_model="a")),
+        (_SameScores([0.1, 0.1, 0.8]), unigram, dict(meta, base_model="b")),
+    ]
+    tagger = SpanTagger(members)
+    assert tagger.soft_vote and len(tagger._groups()) == 2
+    tags = tagger.tag(posts)
+    assert [len(t) for t in tags] == [len(p) for p in posts]
+    assert tags[0] == [f"B-{C}"] + [f"I-{C}"] * 3
+    # type_bias acts on the mean: Social 0.33 * e^0.3 = 0.45 > 0.43
+    members[0][2]["type_bias"] = {S: 0.3}
+    assert tagger.tag(posts)[0] == [f"B-{S}"] + [f"I-{S}"] * 3
+    # with vote: hard the members vote on their tags (Clinical twice, Social once)
+    members[0][2].update(type_bias={}, vote="hard")
+    assert tagger.tag(posts)[0] == [f"B-{C}"] + [f"I-{C}"] * 3

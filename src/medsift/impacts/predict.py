@@ -31,6 +31,7 @@ from medsift.errors import MedsiftError
 from medsift.impacts.bio import (
     extend_spans,
     first_subword_positions,
+    io_to_bio,
     merge_close_spans,
     tag_class,
     to_bio,
@@ -184,6 +185,18 @@ def predict_posts(
     return (results, post_probs) if with_probs else results
 
 
+def decode_word_probs(probs: np.ndarray, types: Sequence[str], meta: dict) -> list[str]:
+    """BIO tags from word probabilities (``O``, then ``types``) under the run's ``o_bias`` and ``type_bias``:
+    the likeliest class per word, runs of one class read as one span (IO; how members with different
+    tokenizers vote softly)."""
+    scores = np.log(np.clip(probs, 1e-12, None))
+    scores[:, 0] -= float(meta.get("o_bias") or 0.0)
+    for k, kind in enumerate(types):
+        scores[:, 1 + k] += float((meta.get("type_bias") or {}).get(kind, 0.0))
+    classes = ["O", *types]
+    return io_to_bio([classes[int(i)] for i in scores.argmax(1)])
+
+
 def label_types(labels: Sequence[str]) -> list[str]:
     """The entity types of a label list, in the order they first appear (``O`` left out)."""
     return list(dict.fromkeys(tag_class(label) for label in labels if label != "O"))
@@ -254,15 +267,22 @@ class SpanTagger:
 
     @property
     def soft_vote(self) -> bool:
-        """Whether the members' probabilities can be and are to be averaged (``postprocess.vote: soft``):
-        the first member's setting, when every member reads the same subword windows with the same labels
-        and none decodes with a CRF; otherwise the members vote on their tags."""
+        """Whether the members' probabilities are to be averaged (``postprocess.vote: soft``): the first
+        member's setting, when no member decodes with a CRF and all tag the same entity types; otherwise the
+        members vote on their tags. Members that read the same subword windows average their subword
+        probabilities; members that do not (other tokenizers or windows) average their word probabilities."""
         first = self.members[0][2]
-        same = ("labels", "scheme", "max_length", "stride", "word_strategy", "base_model")
         return first.get("vote") == "soft" and all(
-            not meta.get("crf") and all(meta.get(k) == first.get(k) for k in same)
-            for _, _, meta in self.members
+            not meta.get("crf") and label_types(meta["labels"]) == self.types for _, _, meta in self.members
         )
+
+    def _groups(self) -> list[list[tuple[Any, Any, dict]]]:
+        """The members in groups that read the same subword windows with the same labels."""
+        same = ("labels", "scheme", "max_length", "stride", "word_strategy", "base_model")
+        groups: dict[tuple, list] = {}
+        for member in self.members:
+            groups.setdefault(tuple(str(member[2].get(k)) for k in same), []).append(member)
+        return list(groups.values())
 
     def tag(
         self, tokens_list: list[list[str]], batch_size: int | None = None, *, progress: bool = False
@@ -274,20 +294,31 @@ class SpanTagger:
         extend = float(first.get("extend") or 0.0)
         if extend and any(label_types(meta["labels"]) != self.types for _, _, meta in self.members):
             raise MedsiftError("postprocess.extend needs members with the same entity types")
+        groups = self._groups()
         if len(self.members) > 1 and self.soft_vote:
-            (model, tokenizer, meta), *rest = self.members
-            tags = predict_posts(
-                model,
-                tokenizer,
-                meta,
-                tokens_list,
-                batch_size,
-                progress=progress,
-                also=[m for m, _, _ in rest],
-                with_probs=bool(extend),
-            )
-            if extend:
-                tags, probs = tags
+            runs = []
+            for (model, tokenizer, meta), *rest in groups:
+                runs.append(
+                    predict_posts(
+                        model,
+                        tokenizer,
+                        meta,
+                        tokens_list,
+                        batch_size,
+                        progress=progress,
+                        also=[m for m, _, _ in rest],
+                        with_probs=bool(extend) or len(groups) > 1,
+                    )
+                )
+            if len(groups) == 1:
+                tags, probs = runs[0] if extend else (runs[0], None)
+            else:  # word probabilities, each group weighted by its number of members
+                sizes = [len(g) for g in groups]
+                probs = [
+                    sum(n * p for n, p in zip(sizes, col, strict=True)) / sum(sizes)
+                    for col in zip(*(r[1] for r in runs), strict=True)
+                ]
+                tags = [decode_word_probs(p, self.types, first) for p in probs]
         else:
             runs = [
                 predict_posts(m, t, meta, tokens_list, batch_size, progress=progress, with_probs=bool(extend))
