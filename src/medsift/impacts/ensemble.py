@@ -1,7 +1,9 @@
 """Tagger ensembles: several impact-tagger runs (e.g. BIO and IO, several seeds) voting token by token.
 
 The ensemble folder only records its members; ``medsift predict`` loads every finished seed of every member
-and takes the token-level majority vote, then repairs BIO (see :mod:`medsift.impacts.bio`).
+and combines them as the first member's ``postprocess.vote`` says (:class:`medsift.impacts.predict.SpanTagger`):
+a token-level majority vote, then BIO repair (see :mod:`medsift.impacts.bio`), or with ``soft`` the mean of
+their probabilities (of subwords among members that share a tokenizer, of words across tokenizers).
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ def build_tagger_ensemble(members: list[str | Path], out_dir: str | Path) -> Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(
         out_dir / "ensemble.json",
-        {"method": "token-level majority vote, then BIO repair", "members": resolved},
+        {
+            "method": "the first member's postprocess.vote (hard: token vote, soft: mean probabilities)",
+            "members": resolved,
+        },
     )
     RunManifest(kind=KIND, task="impacts", extra={"members": resolved}).save(out_dir)
     return out_dir
