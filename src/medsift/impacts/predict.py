@@ -81,13 +81,9 @@ def _batch_tags(
         if probs_out is not None:
             scores = logits.softmax(-1).float().cpu().numpy()
             probs_out.extend(scores[row, : len(w.input_ids)] for row, w in enumerate(batch))
-        if meta.get("o_bias") or meta.get("type_bias"):
-            logits = logits.clone()
-            # a lower O score: more tokens inside spans (recall for precision)
-            logits[..., labels.index("O")] -= float(meta.get("o_bias") or 0.0)
-            for i, label in enumerate(labels):  # a higher score for one type's labels
-                if label != "O":
-                    logits[..., i] += float((meta.get("type_bias") or {}).get(label.split("-", 1)[-1], 0.0))
+        bias = label_bias(labels, meta)
+        if any(bias):
+            logits = logits + torch.tensor(bias, dtype=logits.dtype, device=logits.device)
         if meta.get("crf"):
             valid = torch.zeros(input_ids.shape, dtype=torch.bool)
             for row, w in enumerate(batch):
@@ -189,12 +185,19 @@ def decode_word_probs(probs: np.ndarray, types: Sequence[str], meta: dict) -> li
     """BIO tags from word probabilities (``O``, then ``types``) under the run's ``o_bias`` and ``type_bias``:
     the likeliest class per word, runs of one class read as one span (IO; how members with different
     tokenizers vote softly)."""
-    scores = np.log(np.clip(probs, 1e-12, None))
-    scores[:, 0] -= float(meta.get("o_bias") or 0.0)
-    for k, kind in enumerate(types):
-        scores[:, 1 + k] += float((meta.get("type_bias") or {}).get(kind, 0.0))
     classes = ["O", *types]
+    scores = np.log(np.clip(probs, 1e-12, None)) + np.array(label_bias(classes, meta))
     return io_to_bio([classes[int(i)] for i in scores.argmax(1)])
+
+
+def label_bias(labels: Sequence[str], meta: dict) -> list[float]:
+    """What each label's score gets before the argmax: ``-o_bias`` for ``O`` (more tokens inside spans, recall
+    for precision) and ``type_bias[X]`` for the labels of type X."""
+    type_bias = meta.get("type_bias") or {}
+    return [
+        -float(meta.get("o_bias") or 0.0) if label == "O" else float(type_bias.get(tag_class(label), 0.0))
+        for label in labels
+    ]
 
 
 def label_types(labels: Sequence[str]) -> list[str]:
