@@ -129,18 +129,27 @@ def split_seed(config: ImpactsConfig, seed: int | None) -> int:
     return config.data.seed
 
 
-def load_data(config: ImpactsConfig, seed: int | None = None) -> dict:
-    """Training and validation posts (pre-split words and BIO tags) and the files they came from; ``seed``
-    (the training seed) picks the validation split under ``data.val_split: per_seed``."""
+def read_files(config: ImpactsConfig) -> dict:
+    """The posts of ``data.train`` (and ``data.dev``), as read from disk, before any split."""
     from medsift.config import resolve_data_path
 
     train_paths = [resolve_data_path(p) for p in config.data.train]
-    tokens, tags = _read_rows(train_paths)
-    paths = list(train_paths)
+    read = {"train": _read_rows(train_paths), "dev": None, "paths": list(train_paths)}
     if config.data.dev:
         dev_path = resolve_data_path(config.data.dev)
-        dev_tokens, dev_tags = _read_rows([dev_path])
-        paths.append(dev_path)
+        read["dev"] = _read_rows([dev_path])
+        read["paths"].append(dev_path)
+    return read
+
+
+def load_data(config: ImpactsConfig, seed: int | None = None, read: dict | None = None) -> dict:
+    """Training and validation posts (pre-split words and BIO tags) and the files they came from; ``seed``
+    (the training seed) picks the validation split under ``data.val_split: per_seed``; ``read``: the files
+    as :func:`read_files` returned them (read again when absent)."""
+    read = read if read is not None else read_files(config)
+    tokens, tags = read["train"]
+    if read["dev"] is not None:
+        dev_tokens, dev_tags = read["dev"]
     else:
         tr, va = split_rows(len(tokens), config.data.val_fraction, split_seed(config, seed))
         dev_tokens, dev_tags = [tokens[i] for i in va], [tags[i] for i in va]
@@ -152,7 +161,7 @@ def load_data(config: ImpactsConfig, seed: int | None = None) -> dict:
         tokens, tags = [tokens[i] for i in keep], [tags[i] for i in keep]
     order = oversample_posts(tags, config.data.oversample_types, config.data.seed)
     tokens, tags = [tokens[i] for i in order], [tags[i] for i in order]
-    return {"train": (tokens, tags), "dev": (dev_tokens, dev_tags), "paths": paths}
+    return {"train": (tokens, tags), "dev": (dev_tokens, dev_tags), "paths": read["paths"]}
 
 
 def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = False) -> Path:
@@ -167,7 +176,8 @@ def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = F
     from medsift.trainer import start_run, train_seeds
 
     run_dir = Path(run_dir if run_dir is not None else config.output_dir)
-    data = load_data(config)
+    read = read_files(config)
+    data = load_data(config, read=read)
     types = entity_types(data["train"][1] + data["dev"][1])
     if not types:
         raise MedsiftError(
@@ -202,7 +212,9 @@ def train(config: ImpactsConfig, *, run_dir: Path | None = None, quiet: bool = F
 
     def seed_data(seed: int) -> dict:
         return (
-            load_data(config, seed) if config.data.val_split == "per_seed" and not config.data.dev else data
+            load_data(config, seed, read)
+            if config.data.val_split == "per_seed" and not config.data.dev
+            else data
         )
 
     return train_seeds(
